@@ -1,0 +1,51 @@
+"""Presentation helpers shared by the notebooks: the provenance banner and result tables.
+
+Every page of the book opens with :func:`banner`, which states what data and weights its numbers
+come from; on the ``sample`` profile it labels them as sample results, never the paper's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from salrank.config import Settings
+
+SAMPLE_WARNING = (
+    "**Sample result.** Computed on the embedded sample (real SALICON examples and/or synthetic "
+    "SynthSal scenes) with untrained or small backbones where pretrained weights are absent. "
+    "These numbers show that the pipeline runs; they are **not** the paper's numbers."
+)
+
+
+def banner_text(
+    settings: Settings,
+    *,
+    data: str | None = None,
+    weights: str | None = None,
+    extra: Iterable[str] = (),
+) -> str:
+    """The banner as Markdown: profile, data, weights and (on ``sample``) the sample warning."""
+    if settings.profile == "sample":
+        data = data or "embedded sample (10 real SALICON examples + SynthSal synthetic scenes)"
+        weights = weights or "none (untrained backbones)"
+    else:
+        data = data or f"SALICON at `{settings.data_root}`"
+        weights = weights or f"pretrained files from `{settings.weights_dir}`"
+    lines = [
+        f"- **Profile:** `{settings.profile}`",
+        f"- **Data:** {data}",
+        f"- **Weights:** {weights}",
+        f"- **Device:** `{settings.device}`",
+        *[f"- {e}" for e in extra],
+    ]
+    text = "\n".join(lines)
+    if settings.profile == "sample":
+        text = f"> {SAMPLE_WARNING}\n\n{text}"
+    return text
+
+
+def banner(settings: Settings, **kwargs):
+    """Display the banner in a notebook (returns an IPython ``Markdown`` object)."""
+    from IPython.display import Markdown
+
+    return Markdown(banner_text(settings, **kwargs))
