@@ -13,7 +13,9 @@ otherwise :class:`WeightsNotFoundError`, whose message names the URL and the exa
 the file at. Downloaded and local files are checked against the spec's SHA-256 when one is known.
 
 Names follow timm's style: ``<model>.<tag>``, for example ``unisal.salicon``,
-``resnet101.tv_in1k`` or ``efficientdet_d0.rw_in1k``; see :func:`list_weights`.
+``resnet101.tv_in1k``, ``tf_efficientdet_d0.coco`` (EfficientDet D0-D7) or
+``fasterrcnn_resnet50_fpn.tv_coco`` (torchvision's detectors); see :func:`list_weights` and
+``salrank weights list``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ __all__ = [
     "load_state_dict",
     "sha256sum",
     "verify",
+    "host_reachable",
+    "copy_into_weights_dir",
 ]
 
 CONNECT_TIMEOUT_S = 3.0
@@ -148,6 +152,11 @@ def _reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
             return True
     except OSError:
         return False
+
+
+def host_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    """Whether the host of ``url`` accepts a TCP connection within ``timeout`` seconds (never hangs)."""
+    return _reachable(url, timeout)
 
 
 def _download(spec: WeightSpec, dest: Path, progress: bool = True) -> Path:
@@ -288,5 +297,72 @@ register(
         source="torchvision ResNet18_Weights.IMAGENET1K_V1",
         description="ResNet18 ImageNet-1k (a lighter PSE for the sample profile)",
         licence="BSD-3-Clause",
+    )
+)
+
+# EfficientDet D0-D7 (Tan et al., CVPR 2020), the TensorFlow-trained COCO weights ported by effdet
+# (github.com/rwightman/efficientdet-pytorch); the URLs are those in effdet/config/model_config.py
+# and the file names carry the SHA-256 prefix (torch.hub's convention).
+_EFFDET_FILES = {
+    0: "tf_efficientdet_d0_34-f153e0cf.pth",
+    1: "tf_efficientdet_d1_40-a30f94af.pth",
+    2: "tf_efficientdet_d2_43-8107aa99.pth",
+    3: "tf_efficientdet_d3_47-0b525f35.pth",
+    4: "tf_efficientdet_d4_49-f56376d9.pth",
+    5: "tf_efficientdet_d5_51-c79f9be6.pth",
+    6: "tf_efficientdet_d6_52-4eda3773.pth",
+    7: "tf_efficientdet_d7_53-6d1d7a95.pth",
+}
+for _d, _file in _EFFDET_FILES.items():
+    register(
+        WeightSpec(
+            name=f"tf_efficientdet_d{_d}.coco",
+            filename=_file,
+            url=f"https://github.com/rwightman/efficientdet-pytorch/releases/download/v0.1/{_file}",
+            sha256=_file.rsplit("-", 1)[1].split(".")[0],
+            source=f"effdet model_config tf_efficientdet_d{_d}",
+            description=f"EfficientDet-D{_d}, COCO 2017 (the paper's proposal detector family)",
+            licence="Apache-2.0",
+        )
+    )
+
+# torchvision's COCO detectors (the weight enums' COCO_V1 files; hash prefix in the file name).
+_TORCHVISION_DETECTORS = {
+    "fasterrcnn_resnet50_fpn": ("fasterrcnn_resnet50_fpn_coco-258fb6c6.pth", "FasterRCNN_ResNet50_FPN_Weights"),
+    "fasterrcnn_resnet50_fpn_v2": ("fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+                                   "FasterRCNN_ResNet50_FPN_V2_Weights"),
+    "fasterrcnn_mobilenet_v3_large_fpn": ("fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+                                          "FasterRCNN_MobileNet_V3_Large_FPN_Weights"),
+    "retinanet_resnet50_fpn": ("retinanet_resnet50_fpn_coco-eeacb38b.pth", "RetinaNet_ResNet50_FPN_Weights"),
+    "retinanet_resnet50_fpn_v2": ("retinanet_resnet50_fpn_v2_coco-5905b1c5.pth",
+                                  "RetinaNet_ResNet50_FPN_V2_Weights"),
+    "fcos_resnet50_fpn": ("fcos_resnet50_fpn_coco-99b0c9b7.pth", "FCOS_ResNet50_FPN_Weights"),
+    "ssd300_vgg16": ("ssd300_vgg16_coco-b556d3b4.pth", "SSD300_VGG16_Weights"),
+    "ssdlite320_mobilenet_v3_large": ("ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+                                      "SSDLite320_MobileNet_V3_Large_Weights"),
+}
+for _model, (_file, _enum) in _TORCHVISION_DETECTORS.items():
+    register(
+        WeightSpec(
+            name=f"{_model}.tv_coco",
+            filename=_file,
+            url=f"https://download.pytorch.org/models/{_file}",
+            sha256=_file.rsplit("-", 1)[1].split(".")[0],
+            source=f"torchvision {_enum}.COCO_V1",
+            description=f"torchvision {_model}, COCO 2017 (a detector for Table VI / Fig. 12)",
+            licence="BSD-3-Clause",
+        )
+    )
+
+# YOLOv5s, ultralytics' anchor-free re-training ("u"); optional (needs the ultralytics extra).
+register(
+    WeightSpec(
+        name="yolov5su.ultralytics",
+        filename="yolov5su.pt",
+        url="https://github.com/ultralytics/assets/releases/download/v8.2.0/yolov5su.pt",
+        sha256=None,
+        source="github.com/ultralytics/assets release v8.2.0",
+        description="YOLOv5s-u, COCO 2017 (a detector for Table VI / Fig. 12; needs salrank[extras])",
+        licence="AGPL-3.0",
     )
 )

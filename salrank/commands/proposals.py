@@ -1,0 +1,156 @@
+"""``salrank proposals``: offline object proposals for a folder of images (FOSRNet Part 1).
+
+Writes the COCO detection-results format (``image_id`` = file stem, ``bbox`` = ``[x, y, w, h]``
+pixels) after the paper's filtering; an interrupted run resumes from ``OUT.partial.jsonl``.
+
+Examples::
+
+    salrank proposals --detector efficientdet_d0 --images images/ --out proposals.json
+    salrank proposals --detector oracle --sample --out synthsal_proposals.json
+    salrank proposals --list
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from salrank.commands import CommandError
+
+SAMPLES = ("salicon", "synthsal")
+SPLITS = ("train", "val", "test", "all")
+
+
+def register(subparsers) -> None:
+    from salrank.proposals.filtering import DEFAULTS
+
+    p = subparsers.add_parser(
+        "proposals",
+        help="detect and filter object proposals for a folder of images (resumable)",
+        description="Detect, filter (the paper's rules) and save object proposals in the COCO "
+        "detection-results format; an interrupted run resumes from OUT.partial.jsonl.",
+    )
+    p.add_argument("--list", action="store_true", help="list the detectors and exit")
+    p.add_argument("--detector", default="efficientdet_d0", help="detector name (default: efficientdet_d0)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", type=Path, metavar="DIR", help="folder of images (id = file stem)")
+    src.add_argument(
+        "--sample", nargs="?", const="auto", choices=("auto", *SAMPLES),
+        help="the embedded sample: the SALICON examples, or SynthSal (the default for --detector oracle)",
+    )
+    p.add_argument("--split", choices=SPLITS, default="all", help="SynthSal split for --sample synthsal")
+    p.add_argument("--true-boxes", type=Path, metavar="FILE",
+                   help="COCO-style boxes for --detector oracle with --images")
+    p.add_argument("--out", type=Path, metavar="FILE", help="results file (JSON)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: SALRANK_DEVICE)")
+    p.add_argument("--weights", type=Path, default=None, help="an explicit weight file")
+    p.add_argument("--random-init", action="store_true",
+                   help="random weights (no download; for smoke tests, the proposals are meaningless)")
+    p.add_argument("--score-threshold", type=float, default=0.05, help="detector score threshold")
+    p.add_argument("--seed", type=int, default=0, help="seed of the oracle detector's noise")
+    f = p.add_argument_group("filtering (the paper's rules)")
+    f.add_argument("--no-filter", action="store_true", help="keep the raw detections")
+    f.add_argument("--max-area-frac", type=float, default=DEFAULTS["max_area_frac"])
+    f.add_argument("--min-area", type=float, default=DEFAULTS["min_area"], help="px^2")
+    f.add_argument("--min-side", type=float, default=DEFAULTS["min_side"], help="px")
+    f.add_argument("--min-area-frac", type=float, default=DEFAULTS["min_area_frac"])
+    f.add_argument("--iou-threshold", type=float, default=DEFAULTS["iou_threshold"])
+    f.add_argument("--top-n", type=int, default=DEFAULTS["top_n"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _sample_images(which: str, split: str, progress: bool = True) -> tuple[dict[str, Path], dict | None]:
+    """``({stem: path}, {stem: true boxes} or None)`` of an embedded sample."""
+    if which == "salicon":
+        from salrank.data.sample import load_salicon_example_boxes, salicon_example_images
+
+        images = salicon_example_images()
+        if not images:
+            raise CommandError("the embedded SALICON examples are missing from this installation")
+        try:
+            boxes = load_salicon_example_boxes()
+        except FileNotFoundError:
+            boxes = None
+        return images, boxes
+    from salrank.data.sample import load_coco_boxes
+    from salrank.data.synthsal import sample_synthsal
+    from salrank.proposals import images_in_dir
+
+    dataset = sample_synthsal(progress=progress)
+    if not dataset.has_images:
+        raise CommandError(f"the SynthSal sample at {dataset.root} was generated without images")
+    images: dict[str, Path] = {}
+    boxes: dict = {}
+    for name in dataset.splits if split == "all" else [split]:
+        images.update(images_in_dir(dataset.root / "images" / name))
+        boxes.update(load_coco_boxes(dataset.objects_path(name)))
+    return images, boxes
+
+
+def run(args) -> int:
+    from salrank.proposals import create_detector, generate_proposals, images_in_dir, list_detectors
+    from salrank.proposals.registry import detector_info
+    from salrank.weights import WeightsNotFoundError
+
+    if args.list:
+        for name in list_detectors():
+            info = detector_info(name)
+            print(f"{name:34s} {info.description}")
+        return 0
+    if args.out is None or (args.images is None and args.sample is None):
+        raise CommandError("give --out FILE and one of --images DIR or --sample")
+    if args.batch_size < 1:
+        raise CommandError("--batch-size must be >= 1")
+    try:
+        name = detector_info(args.detector).name
+    except KeyError as exc:
+        raise CommandError(exc.args[0]) from None
+
+    true_boxes = None
+    if args.images is not None:
+        try:
+            images = images_in_dir(args.images)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        if args.true_boxes is not None:
+            from salrank.data.sample import load_coco_boxes
+
+            try:
+                true_boxes = load_coco_boxes(args.true_boxes)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CommandError(str(exc)) from None
+    else:
+        which = args.sample if args.sample != "auto" else ("synthsal" if name == "oracle" else "salicon")
+        images, true_boxes = _sample_images(which, args.split, progress=not args.quiet)
+    if name == "oracle":
+        if true_boxes is None:
+            raise CommandError("--detector oracle needs true boxes: use --sample, or --images with --true-boxes")
+        missing = sorted(set(images) - set(true_boxes))
+        if missing:
+            raise CommandError(f"no true boxes for {len(missing)} image(s), e.g. {missing[0]!r}")
+
+    kwargs = {"score_threshold": args.score_threshold, "batch_size": args.batch_size}
+    if name == "oracle":
+        kwargs.update(true_boxes=true_boxes, seed=args.seed, score_threshold=0.0)
+    try:
+        detector = create_detector(name, pretrained=not args.random_init, weights=args.weights, device=args.device,
+                                   **kwargs)
+    except (WeightsNotFoundError, ImportError) as exc:
+        raise CommandError(str(exc)) from None
+    filter_options = {
+        "max_area_frac": args.max_area_frac,
+        "min_area": args.min_area,
+        "min_side": args.min_side,
+        "min_area_frac": args.min_area_frac,
+        "iou_threshold": args.iou_threshold,
+        "top_n": args.top_n,
+    }
+    try:
+        out = generate_proposals(detector, images, args.out, batch_size=args.batch_size,
+                                 filter_options=filter_options, apply_filter=not args.no_filter,
+                                 progress=not args.quiet)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"wrote proposals for {len(images)} image(s) to {out}")
+    return 0

@@ -1,0 +1,229 @@
+"""Offline proposal generation for a set of images, resumable, in the COCO detection-results format.
+
+:func:`generate_proposals` runs a detector over images in batches, applies the paper's filtering
+and appends each finished image to a JSON-lines sidecar ``<out>.partial.jsonl`` (flushed and
+synced per batch). After an interruption the same call skips the images already in the sidecar
+(a torn last line is discarded); the sidecar's header records the detector's settings, the
+filter options and a digest of the image list, and a run with other ones is refused. When every
+image is done, ``<out>`` is written atomically as
+``[{"image_id": <file stem>, "bbox": [x, y, w, h], "score": s, "category_id": c}, ...]`` (images
+sorted by stem, each image's proposals by descending score; pixels of the original image) and
+the sidecar is removed. Images with no proposal have no entry in the results list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from salrank.proposals.filtering import DEFAULTS, filter_proposals
+from salrank.proposals.registry import Detections, Detector
+
+__all__ = ["generate_proposals", "read_proposals", "sidecar_path", "images_in_dir", "IMAGE_SUFFIXES"]
+
+FORMAT_VERSION = 1
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def sidecar_path(out: str | os.PathLike) -> Path:
+    """The JSON-lines file holding finished images while ``out`` is being generated."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial.jsonl")
+
+
+def images_in_dir(directory: str | os.PathLike) -> dict[str, Path]:
+    """``{file stem: path}`` of the images in ``directory`` (not recursive), sorted by stem.
+
+    Raises ``FileNotFoundError`` for a missing folder and ``ValueError`` for an empty one or for
+    two files with the same stem (the stem is the image id).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image folder not found: {directory}")
+    found: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in found:
+                raise ValueError(f"two images share the id {path.stem!r}: {found[path.stem].name} and {path.name}")
+            found[path.stem] = path
+    if not found:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
+    return dict(sorted(found.items()))
+
+
+def _records(image_id: str, det: Detections) -> list[dict]:
+    return [
+        {
+            "image_id": image_id,
+            "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+            "score": round(float(s), 5),
+            "category_id": int(c),
+        }
+        for (x1, y1, x2, y2), s, c in zip(det.boxes.astype(np.float64), det.scores, det.labels, strict=True)
+    ]
+
+
+def _read_sidecar(path: Path, header: dict) -> dict[str, list[dict]]:
+    """Finished images of an interrupted run; truncates a torn last line; checks the header."""
+    done: dict[str, list[dict]] = {}
+    with open(path, "rb+") as f:
+        good_end = 0
+        first = True
+        for raw in iter(f.readline, b""):
+            try:
+                if not raw.endswith(b"\n"):
+                    raise ValueError("torn line")
+                entry = json.loads(raw)
+            except ValueError:
+                break  # the write of this line was interrupted: drop it and anything after it
+            if first:
+                if entry.get("header") != header:
+                    raise ValueError(
+                        f"{path} was started with other settings ({entry.get('header')}); "
+                        f"delete it to start again, or rerun with those settings"
+                    )
+                first = False
+            else:
+                done[entry["image_id"]] = entry["detections"]
+            good_end = f.tell()
+        f.truncate(good_end)
+    if first:  # not even a complete header: start afresh
+        path.unlink()
+    return done
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def generate_proposals(
+    detector: Detector,
+    images: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 8,
+    filter_options: Mapping | None = None,
+    apply_filter: bool = True,
+    progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Detect, filter and save proposals for ``images``; resumable (see the module docstring).
+
+    Args:
+        detector: a :class:`~salrank.proposals.Detector` (gets the stems as ``keys``).
+        images: ``{image id: path}`` or a list of paths (id = file stem).
+        out: the results file (JSON, COCO detection-results format).
+        batch_size: images per detector call (and per sidecar flush).
+        filter_options: keyword arguments of :func:`~salrank.proposals.filter_proposals`
+            (its defaults = the paper's rules); ignored when ``apply_filter`` is false.
+        on_batch: called as ``on_batch(done, total)`` after each batch is safely on disk.
+
+    Returns:
+        the path of the results file.
+    """
+    from tqdm.auto import tqdm
+
+    from salrank.data.images import load_image
+
+    if not isinstance(images, Mapping):
+        paths = [Path(p) for p in images]
+        images = {p.stem: p for p in paths}
+        if len(images) != len(paths):
+            raise ValueError("two images share a file stem (the stem is the image id)")
+    items = sorted((str(k), Path(v)) for k, v in images.items())
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = Path(out)
+    if filter_options and set(filter_options) - set(DEFAULTS):
+        raise ValueError(f"unknown filter options {sorted(set(filter_options) - set(DEFAULTS))}")
+    options = {**DEFAULTS, **(filter_options or {})} if apply_filter else None
+    listing = "\n".join(f"{k}={p.resolve()}" for k, p in items).encode("utf-8")
+    header = {"format": FORMAT_VERSION, "detector": detector.settings(), "filter": options,
+              "images": hashlib.sha256(listing).hexdigest()[:16]}
+    sidecar = sidecar_path(out)
+    done = _read_sidecar(sidecar, header) if sidecar.exists() else {}
+    todo = [(k, p) for k, p in items if k not in done]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(sidecar, "a", encoding="utf-8") as f, tqdm(
+        total=len(items), initial=len(items) - len(todo), unit="img", desc=f"proposals ({detector.name})",
+        disable=not progress,
+    ) as bar:
+        if f.tell() == 0:
+            f.write(json.dumps({"header": header}) + "\n")
+            f.flush()
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            pil = [load_image(p) for _, p in batch]
+            dets = detector.detect(pil, keys=[k for k, _ in batch], batch_size=batch_size)
+            lines = []
+            for (key, _), image, det in zip(batch, pil, dets, strict=True):
+                if options is not None:
+                    det = det.select(filter_proposals(det.boxes, det.scores, (image.height, image.width),
+                                                      **options).keep)
+                records = _records(key, det)
+                done[key] = records
+                lines.append(json.dumps({"image_id": key, "detections": records}) + "\n")
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(len(batch))
+            if on_batch is not None:
+                on_batch(len(items) - len(todo) + start + len(batch), len(items))
+
+    results = [rec for key, _ in items for rec in done[key]]
+    _write_json_atomic(out, results)
+    sidecar.unlink()
+    return out
+
+
+def read_proposals(path: str | os.PathLike, image_ids: Sequence[str] | None = None) -> dict[str, Detections]:
+    """Load a results file written by :func:`generate_proposals` (or any COCO results list).
+
+    Returns ``{image id: Detections}`` with ``[x1, y1, x2, y2]`` boxes, in descending score order;
+    ``image_ids`` adds empty entries for images without proposals (and restricts the result).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"proposals file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of COCO detection results")
+    grouped: dict[str, list] = {}
+    for i, rec in enumerate(data):
+        try:
+            x, y, w, h = (float(v) for v in rec["bbox"])
+            grouped.setdefault(str(rec["image_id"]), []).append(
+                ([x, y, x + w, y + h], float(rec["score"]), int(rec.get("category_id", 0)))
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: entry {i} is not a detection result ({exc!r})") from None
+    keys = list(image_ids) if image_ids is not None else sorted(grouped)
+    result = {}
+    for key in keys:
+        recs = grouped.get(str(key), [])
+        if not recs:
+            result[str(key)] = Detections.empty()
+            continue
+        boxes, scores, labels = zip(*recs, strict=True)
+        result[str(key)] = Detections(np.array(boxes), np.array(scores), np.array(labels))
+    return result
