@@ -24,7 +24,6 @@ import hashlib
 import os
 import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salrank.config import get_settings
+from salrank.io import atomic_output
 
 __all__ = [
     "WeightSpec",
@@ -160,24 +160,19 @@ def host_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
 
 
 def _download(spec: WeightSpec, dest: Path, progress: bool = True) -> Path:
-    """Download atomically (temporary file, checksum, rename): nothing half-written remains."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            from tqdm.auto import tqdm
+    """Download atomically, hashing on the fly: a file failing its checksum never lands at ``dest``."""
+    from tqdm.auto import tqdm
 
-            with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, disable=not progress) as bar:
-                while block := resp.read(1 << 20):
-                    out.write(block)
-                    bar.update(len(block))
-        if verify(spec, tmp) is False:
+    digest = hashlib.sha256()
+    with atomic_output(dest, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, disable=not progress) as bar:
+            while block := resp.read(1 << 20):
+                out.write(block)
+                digest.update(block)
+                bar.update(len(block))
+        if spec.sha256 and not digest.hexdigest().startswith(spec.sha256.lower()):
             raise ChecksumError(f"download of {spec.name} from {spec.url} failed its SHA-256 check")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

@@ -9,11 +9,10 @@ image), "scores": [...], "ranks": [...]}`` (rank 1 = most salient, 0 = not salie
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from salrank.commands import CommandError
+from salrank.io import atomic_write_json
 
 
 def register(subparsers) -> None:
@@ -82,19 +81,6 @@ def _finite(v: float) -> bool:
     return v == v and v not in (float("inf"), float("-inf"))
 
 
-def write_json_atomic(data, path: Path) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and :func:`os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args) -> int:
     import numpy as np
 
@@ -126,6 +112,6 @@ def run(args) -> int:
             "scores": rows["score"].to_numpy().tolist(),
             "ranks": rows["rank"].to_numpy().tolist(),
         }
-    write_json_atomic(out, args.out)
+    atomic_write_json(args.out, out)
     print(f"wrote ranks of {len(table)} boxes in {len(out)} images to {args.out}")
     return 0

@@ -31,7 +31,6 @@ import os
 import re
 import tempfile
 import time
-import uuid
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from salrank.io import atomic_output
 
 __all__ = [
     "Fixations",
@@ -466,18 +467,9 @@ def _compact(values: np.ndarray, *, integral_only: bool) -> np.ndarray:
 
 
 def _atomic_write(target: Path, write) -> None:
-    """Call ``write(binary file)`` on a temporary sibling of ``target``, then rename it over
-    ``target``: readers see the old file or the complete new one, never a partial file. The
-    file gets the usual permissions (the umask applies, unlike ``tempfile.mkstemp``)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Call ``write(binary file)`` and put the result at ``target`` atomically."""
+    with atomic_output(target, "wb") as f:
+        write(f)
 
 
 def _write_cache(target: Path, parsed: _Parsed, signature: str) -> None:

@@ -65,7 +65,6 @@ import hashlib
 import json
 import math
 import os
-import uuid
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
@@ -77,6 +76,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from salrank.data.salicon import Fixations, load_salicon, save_salicon_json
+from salrank.io import atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -554,23 +554,6 @@ def _dataset_spec(splits: Mapping[str, int], seed: int, config: SynthSalConfig, 
     return spec
 
 
-def _atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``target``, then rename it (umask permissions)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_json(target: Path, obj) -> None:
-    _atomic_write_bytes(target, json.dumps(obj).encode())
-
-
 def _read_json(path: Path):
     try:
         with open(path, "rb") as f:
@@ -622,7 +605,7 @@ def _make_scene(job: tuple) -> tuple[str, Fixations, dict, list[dict]]:
     ext = image_format or "jpg"
     scene = generate_scene(scene_seed(seed, split, index), config, image_id=image_id, file_name=f"{stem}.{ext}")
     if image_path is not None and not (skip_existing and Path(image_path).is_file()):
-        _atomic_write_bytes(Path(image_path), _encode_image(scene.image, image_format))
+        atomic_write_bytes(Path(image_path), _encode_image(scene.image, image_format))
     image = {"id": image_id, "file_name": f"{stem}.{ext}", "stem": stem, "height": config.height,
              "width": config.width, "n_objects": len(scene.objects), "background": scene.background}
     return stem, scene.fixations, image, _object_records(scene, image_id)
@@ -778,7 +761,7 @@ def generate_dataset(
     resume = not replacing and marker.is_file() and _read_json(marker).get("config_hash") == spec["config_hash"]
     if not resume:
         _remove_outputs(root)
-        _atomic_write_json(marker, spec)
+        atomic_write_json(marker, spec)
     for split, n in spec["splits"].items():
         fix_path, obj_path = root / f"fixations_{split}.json", root / f"objects_{split}.json"
         if resume and fix_path.is_file() and obj_path.is_file():
@@ -805,9 +788,9 @@ def generate_dataset(
             "images": images,
             "annotations": annotations,
         }
-        _atomic_write_json(obj_path, objects)
+        atomic_write_json(obj_path, objects)
         save_salicon_json(fix_path, fixations)
-    _atomic_write_json(manifest_path, spec)
+    atomic_write_json(manifest_path, spec)
     marker.unlink(missing_ok=True)
     return SynthSalDataset(root, spec)
 

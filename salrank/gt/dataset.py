@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ from salrank.gt.scores import (
     ra_srgt_scores,
     score_objects,
 )
+from salrank.io import atomic_output
 
 __all__ = ["DatasetCounts", "count_dataset", "relabel_dataset", "COLUMNS", "CACHE_VERSION"]
 
@@ -195,14 +194,8 @@ def _cache_key(fixations: Mapping, boxes: Mapping, params: dict) -> str:
 
 
 def _write_pickle_atomic(frame: pd.DataFrame, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_pickle(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(target, "wb") as f:
+        frame.to_pickle(f)
 
 
 def relabel_dataset(fixations: Mapping, boxes: Mapping, *, method: str = "ra-srgt",

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from salrank.io import atomic_write_json
 from salrank.proposals.filtering import DEFAULTS, filter_proposals
 from salrank.proposals.registry import Detections, Detector
 
@@ -96,20 +96,6 @@ def _read_sidecar(path: Path, header: dict) -> dict[str, list[dict]]:
     if first:  # not even a complete header: start afresh
         path.unlink()
     return done
-
-
-def _write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def generate_proposals(
@@ -188,7 +174,7 @@ def generate_proposals(
                 on_batch(len(items) - len(todo) + start + len(batch), len(items))
 
     results = [rec for key, _ in items for rec in done[key]]
-    _write_json_atomic(out, results)
+    atomic_write_json(out, results, separators=(",", ":"))
     sidecar.unlink()
     return out
 
