@@ -1,7 +1,7 @@
 """Every notebook executes on the sample profile (papermill), so CI catches a broken book page.
 
-Notebooks share one cache directory for the session (as the book build does), so features and
-generated sample data are computed once.
+Notebooks share the session's cache directory (see conftest.py), as the book build does, so
+features and generated sample data are computed once.
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[!_]*.ipynb"))
-
-
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("salrank-cache")
 
 
 def test_there_are_notebooks():
@@ -36,11 +31,8 @@ def test_notebook_has_parameters_cell(path):
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_on_sample(path, tmp_path, shared_cache, monkeypatch):
+def test_notebook_executes_on_sample(path, tmp_path):
     papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("SALRANK_CACHE", str(shared_cache))
-    monkeypatch.setenv("SALRANK_PROFILE", "sample")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / path.name
     papermill.execute_notebook(
         str(path),
