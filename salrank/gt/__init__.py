@@ -9,7 +9,9 @@ Conventions: points ``(x, y)`` 0-based pixels; boxes ``[x1, y1, x2, y2]`` pixels
 * :func:`discrepancy_offsets`: eq. 13 sweeps over gamma and beta (Fig. 11-B/C);
 * :func:`efp_ranks`: ranks from an eye-fixation-prediction saliency map (eq. 12, Fig. 9);
 * :func:`class_labels`: the official code's labels within a 5-proposal group;
-* :func:`count_points_in_boxes`: exact fast half-open counting; :func:`benchmark`: its speed.
+* :func:`count_points_in_boxes`: exact fast half-open counting; :func:`benchmark`: its speed;
+* :func:`method_rankings`, :func:`rank_agreement`, :func:`offset_sweeps`: method comparisons and
+  parameter sweeps over scene sets (:mod:`salrank.gt.sweeps`, used by the book pages).
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ from salrank.gt.scores import (
     rank_objects,
     score_objects,
 )
+from salrank.gt.sweeps import (
+    OFFSET_RANGES,
+    SALIENCE,
+    agreement_summary,
+    gamma_sensitivity,
+    image_rank_table,
+    method_rankings,
+    offset_range_summary,
+    offset_sweeps,
+    rank_agreement,
+    salience_order,
+    scenes_with_boxes,
+)
 
 __all__ = [
     "COLUMNS",
@@ -39,7 +54,10 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "GROUP_SIZE",
     "METHODS",
+    "OFFSET_RANGES",
+    "SALIENCE",
     "DatasetCounts",
+    "agreement_summary",
     "benchmark",
     "class_labels",
     "count_dataset",
@@ -48,11 +66,19 @@ __all__ = [
     "count_points_in_boxes_loop",
     "discrepancy_offsets",
     "efp_ranks",
+    "gamma_sensitivity",
     "grouped_ranks_from_scores",
+    "image_rank_table",
+    "method_rankings",
+    "offset_range_summary",
+    "offset_sweeps",
     "offsets_from_counts",
+    "rank_agreement",
     "rank_objects",
     "ranks_from_scores",
     "relabel_dataset",
+    "salience_order",
+    "scenes_with_boxes",
     "score_objects",
     "synthetic_dataset",
 ]
