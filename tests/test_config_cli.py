@@ -25,6 +25,7 @@ def test_defaults(monkeypatch):
 
 
 def test_environment_and_overrides(monkeypatch, tmp_path):
+    monkeypatch.delenv("SALRANK_DEVICE", raising=False)
     monkeypatch.setenv("SALRANK_PROFILE", "full")
     monkeypatch.setenv("SALRANK_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("SALRANK_CACHE", str(tmp_path / "cache"))

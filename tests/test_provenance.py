@@ -6,7 +6,13 @@ import hashlib
 
 from salrank import __version__, weights
 from salrank.config import get_settings
-from salrank.provenance import hardware, package_versions, sample_data_checksums, tree_checksums, weights_table
+from salrank.provenance import (
+    hardware,
+    package_versions,
+    sample_data_checksums,
+    tree_checksums,
+    weights_table,
+)
 
 
 def test_package_versions_include_salrank_and_missing():

@@ -1,0 +1,186 @@
+"""``salrank train``: train FOSRNet on cached features of a dataset (resumable).
+
+Defaults follow the profile (``SALRANK_PROFILE``):
+
+* ``sample``: SynthSal + the noisy oracle proposals + ResNet18 appearance features; UNISAL and
+  ResNet18 load their pretrained weights when present, else run with seeded random weights (the
+  output says so);
+* ``full``: SALICON (``SALRANK_DATA``) + EfficientDet-D0 proposals from
+  ``$SALRANK_DATA/proposals/efficientdet_d0_<train|val>.json`` + ResNet101 + the UNISAL weights
+  (missing weights are an error).
+
+Examples::
+
+    salrank train --dataset synthsal --preset fast --head vit --epochs 20 --out runs/vit
+    salrank train --out runs/vit --resume
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from salrank.commands import CommandError
+
+DATASETS = ("synthsal", "salicon", "salicon-examples")
+
+
+def add_data_arguments(p) -> None:
+    """Arguments shared by ``train`` and ``eval``: data, proposals, feature extractors."""
+    g = p.add_argument_group("data and features")
+    g.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="dataset (default: synthsal in the sample profile, salicon in the full one)")
+    g.add_argument("--synthsal-root", type=Path, default=None,
+                   help="a SynthSal dataset folder (generate_dataset); default: the sample profile's")
+    g.add_argument("--detector", default=None,
+                   help="proposals: 'oracle' (SynthSal), 'true' (reference boxes), a detector name "
+                        "($SALRANK_DATA/proposals/<name>_<split>.json) or a .json file "
+                        "(default: oracle for synthsal, efficientdet_d0 otherwise)")
+    g.add_argument("--top-n", type=int, default=10, help="proposals kept per image (default 10)")
+    g.add_argument("--gamma", type=float, default=0.2, help="RA-SRGT gamma (default 0.2)")
+    g.add_argument("--beta", type=float, default=0.5, help="RA-SRGT beta (default 0.5)")
+    g.add_argument("--backbone", choices=("resnet18", "resnet101"), default=None,
+                   help="appearance CNN (default: resnet18 sample, resnet101 full)")
+    g.add_argument("--mode", choices=("crop", "roi"), default="crop", help="appearance feature mode")
+    g.add_argument("--crop-size", type=int, default=224, help="crop side in pixels (crop mode)")
+    g.add_argument("--unisal-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="UNISAL input size (multiples of 32; default: UNISAL's rule, 288 384 for 4:3)")
+    g.add_argument("--pretrained", choices=("auto", "yes", "no"), default=None,
+                   help="feature extractor weights: auto = pretrained if present else random "
+                        "(default: auto sample, yes full)")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
+    g.add_argument("--device", default=None, help="cpu, cuda, ... (default: SALRANK_DEVICE)")
+    g.add_argument("--no-cache", action="store_true", help="do not cache the features")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def register(subparsers) -> None:
+    from salrank.heads import list_heads
+    from salrank.train import PRESETS
+
+    p = subparsers.add_parser("train", help="train FOSRNet on cached features (resumable)",
+                              description=__doc__.split("\n\n")[0])
+    add_data_arguments(p)
+    t = p.add_argument_group("training")
+    t.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="optimiser preset (default fast)")
+    t.add_argument("--head", choices=list_heads(), default="vit", help="ranking head (default vit)")
+    t.add_argument("--table2-row", type=int, choices=range(1, 8), default=None,
+                   help="a Table II ablation row (switches parts of the model off)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None, help="sequences per step")
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--alpha", type=float, default=None, help="weight of the margin-ranking loss")
+    t.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-normalize", action="store_true",
+                   help="do not standardise the features (salrank.fosrnet_ext; on by default)")
+    t.add_argument("--geometry", action="store_true", help="also feed box size (salrank.fosrnet_ext)")
+    t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics.jsonl)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(func=run)
+
+
+def resolve_defaults(args, settings) -> None:
+    """Fill profile-dependent defaults into ``args``."""
+    sample = settings.profile == "sample"
+    args.dataset = args.dataset or ("synthsal" if sample else "salicon")
+    args.detector = args.detector or ("oracle" if args.dataset == "synthsal" else "efficientdet_d0")
+    args.backbone = args.backbone or ("resnet18" if sample else "resnet101")
+    args.pretrained = args.pretrained or ("auto" if sample else "yes")
+
+
+def load_extractors(args, log=print, backbone: str | None = None, unisal_seed: int = 0, backbone_seed: int = 0,
+                    pretrained: str | None = None):
+    """(unisal, backbone) per ``--pretrained``; ``auto`` falls back to seeded random weights, reported."""
+    from salrank.features import load_backbone, load_psm
+    from salrank.weights import WeightsNotFoundError
+
+    mode = pretrained or args.pretrained
+    name = backbone or args.backbone
+
+    def build(what, fn, seed):
+        if mode == "no":
+            log(f"{what}: random weights (seed {seed})")
+            return fn(False, seed)
+        try:
+            return fn(True, seed)
+        except WeightsNotFoundError as exc:
+            if mode == "yes":
+                raise CommandError(str(exc)) from None
+            log(f"{what}: pretrained weights not found; using RANDOM weights (seed {seed}) - "
+                "features and results are not those of the paper")
+            return fn(False, seed)
+
+    psm = build("UNISAL", lambda pre, seed: load_psm(pretrained=pre, device=args.device, seed=seed), unisal_seed)
+    cnn = build(name, lambda pre, seed: load_backbone(name, pretrained=pre, device=args.device, seed=seed),
+                backbone_seed)
+    return psm, cnn
+
+
+def open_scene_set(args, split: str, settings):
+    from salrank.datasets import SceneSet, open_dataset
+
+    try:
+        if args.dataset == "synthsal" and args.synthsal_root is not None:
+            from salrank.data.synthsal import load_synthsal
+
+            part = load_synthsal(args.synthsal_root, split, cache=False)
+            return SceneSet(f"synthsal-{part.root.name}", split, part.fixations, part.image_paths, part.boxes,
+                            part.salience)
+        return open_dataset(args.dataset, split, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def build_split(args, split: str, unisal, backbone, settings, config=None, log=print):
+    """A :class:`~salrank.ranking_data.RankingSplit` of ``split`` from the arguments."""
+    from salrank.features import FeatureConfig
+    from salrank.ranking_data import prepare_split
+
+    scene_set = open_scene_set(args, split, settings)
+    if config is None:
+        config = FeatureConfig(mode=args.mode, crop_size=args.crop_size,
+                               unisal_network_size=tuple(args.unisal_size) if args.unisal_size else None)
+    try:
+        data = prepare_split(scene_set, unisal=unisal, backbone=backbone, detector=args.detector, config=config,
+                             gamma=args.gamma, beta=args.beta, top_n=args.top_n, limit=args.limit,
+                             cache=not args.no_cache, progress=not args.no_progress)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise CommandError(f"{args.dataset}/{split}: {exc}") from None
+    log(f"{args.dataset}/{split}: {len(data)} images, {data.features.n_proposals} proposals ({args.detector})")
+    return data
+
+
+def run(args) -> int:
+    from salrank.config import get_settings
+    from salrank.fosrnet import FOSRNetConfig
+    from salrank.fosrnet_ext import ExtensionConfig
+    from salrank.train import Trainer, train_config
+
+    settings = get_settings()
+    resolve_defaults(args, settings)
+    psm, cnn = load_extractors(args)
+    train = build_split(args, "train", psm, cnn, settings)
+    val_split = "all" if args.dataset == "salicon-examples" else "val"
+    val = build_split(args, val_split, psm, cnn, settings) if val_split != "all" else None
+    base = FOSRNetConfig.table2(args.table2_row) if args.table2_row else FOSRNetConfig()
+    from dataclasses import replace
+
+    model_config = replace(base, appearance_dim=cnn.dim, head=args.head)
+    try:
+        config = train_config(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              alpha=args.alpha, patience=args.patience, seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    extension = ExtensionConfig(normalize=not args.no_normalize, use_geometry=args.geometry)
+    meta = {**train.features.meta, "dataset_name": args.dataset, "detector": args.detector, "top_n": args.top_n,
+            "gamma": args.gamma, "beta": args.beta}
+    trainer = Trainer(model_config, config, train, val, args.out, feature_meta=meta, progress=not args.no_progress,
+                      device=args.device, extension=extension)
+    try:
+        summary = trainer.fit(resume=args.resume)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    summary.pop("history")
+    print(json.dumps(summary))
+    return 0

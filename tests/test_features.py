@@ -1,0 +1,211 @@
+"""Per-proposal features (salrank.features): geometry, shapes, modes, the cache and its resumption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from salrank import features as F
+from salrank.features import (
+    FeatureConfig,
+    FeatureStore,
+    ImageProposals,
+    box_centers,
+    box_geometry,
+    enlarge_boxes,
+    extract_features,
+    features_of_images,
+    load_backbone,
+    load_psm,
+)
+from salrank.fosrnet import create_fosrnet
+
+SIZE = (96, 128)  # (height, width)
+CONFIG = FeatureConfig(unisal_network_size=SIZE, crop_size=32, roi_output=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_psm(pretrained=False, device="cpu"), load_backbone("resnet18", pretrained=False, device="cpu")
+
+
+def _boxes(rng, n):
+    xy = rng.uniform(0, [100, 70], (n, 2))
+    return np.concatenate([xy, xy + rng.uniform(4, 28, (n, 2))], axis=1)
+
+
+def _items(n_images, counts, seed=0):
+    rng = np.random.default_rng(seed)
+    return [ImageProposals(f"img{i}", rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8), _boxes(rng, c),
+                           rng.random(c)) for i, c in zip(range(n_images), counts, strict=True)]
+
+
+def test_enlarge_boxes_hand_cases():
+    # centre (20, 40), size 20 x 40 -> 30 x 60 about the same centre
+    assert enlarge_boxes([[10, 20, 30, 60]], 1.5, (100, 100)).tolist() == [[5.0, 10.0, 35.0, 70.0]]
+    # a corner box is clipped to the image: [-5, -5, 25, 25] -> [0, 0, 25, 25]
+    assert enlarge_boxes([[0, 0, 20, 20]], 1.5, (100, 200)).tolist() == [[0.0, 0.0, 25.0, 25.0]]
+    # the far edge clips at (width, height)
+    assert enlarge_boxes([[180, 90, 200, 100]], 1.5, (100, 200)).tolist() == [[175.0, 87.5, 200.0, 100.0]]
+    assert enlarge_boxes(np.zeros((0, 4)), 1.5, (10, 10)).shape == (0, 4)
+    with pytest.raises(ValueError, match="scale"):
+        enlarge_boxes([[0, 0, 1, 1]], 0, (10, 10))
+    with pytest.raises(ValueError, match=r"\(K, 4\)"):
+        enlarge_boxes([[0, 0, 1]], 1.5, (10, 10))
+
+
+def test_centres_and_geometry_hand_case():
+    b = [[0, 0, 64, 48], [32, 24, 96, 72]]
+    assert box_centers(b, SIZE).tolist() == [[0.25, 0.25], [0.5, 0.5]]
+    g = box_geometry(b, SIZE)
+    np.testing.assert_allclose(g[0], [0.5, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("mode", ["crop", "roi"])
+def test_shapes_for_0_1_4_200_proposals(models, mode):
+    unisal, cnn = models
+    counts = [0, 1, 4, 200]
+    items = _items(4, counts)
+    out = features_of_images(items, unisal, cnn, FeatureConfig(**{**CONFIG.__dict__, "mode": mode}))
+    for rec, n, it in zip(out, counts, items, strict=True):
+        assert rec["local"].shape == (n, 192) and rec["global"].shape == (n, 192)
+        assert rec["appearance"].shape == (n, 512) and rec["centers"].shape == (n, 2)
+        assert rec["boxes"].shape == (n, 4) and rec["scores"].shape == (n,) and rec["geometry"].shape == (n, 3)
+        assert rec["image_size"] == SIZE
+        assert all(np.isfinite(v).all() for k, v in rec.items() if k != "image_size")
+        np.testing.assert_allclose(rec["scores"], it.scores, rtol=1e-6)
+    # the global box contains the local one: different ROIs, different features (for boxes not filling the image)
+    assert not np.allclose(out[3]["local"], out[3]["global"])
+
+
+def test_local_feature_is_the_mean_of_f_u_on_whole_cells(models):
+    """A box covering exactly feature cells [2, 5) x [1, 3) averages f_u over those cells (aligned ROIAlign)."""
+    unisal, cnn = models
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+    box = np.array([[2 * 8, 1 * 8, 5 * 8, 3 * 8]], float)  # stride 8 at network size = image size
+    rec = features_of_images([ImageProposals("a", image, box)], unisal, cnn,
+                             FeatureConfig(unisal_network_size=SIZE, crop_size=32, roi_output=2))[0]
+    f_u = unisal.features_per_image([image], network_size=SIZE)[0]
+    # 2 x 2 bins of a 3 x 2 cell box, adaptive sampling: the bilinear samples average to the box mean
+    # only approximately at the bin edges, so compare with a tolerance relative to the feature scale
+    expected = f_u[:, 1:3, 2:5].mean(dim=(1, 2)).numpy()
+    assert np.abs(rec["local"][0] - expected).max() < 0.25 * np.abs(expected).max() + 1e-6
+
+
+def test_crop_and_roi_modes_differ_but_are_deterministic(models):
+    unisal, cnn = models
+    items = _items(2, [3, 2], seed=1)
+    crop1 = features_of_images(items, unisal, cnn, CONFIG)
+    crop2 = features_of_images(items, unisal, cnn, CONFIG)
+    roi = features_of_images(items, unisal, cnn, FeatureConfig(**{**CONFIG.__dict__, "mode": "roi"}))
+    for a, b, c in zip(crop1, crop2, roi, strict=True):
+        np.testing.assert_array_equal(a["appearance"], b["appearance"])
+        np.testing.assert_array_equal(a["local"], c["local"])  # UNISAL part does not depend on the mode
+        assert not np.allclose(a["appearance"], c["appearance"])
+
+
+def test_cache_second_call_reads_it(models, tmp_path, monkeypatch):
+    unisal, cnn = models
+    items = _items(3, [2, 0, 5], seed=2)
+    first = extract_features(items, unisal=unisal, backbone=cnn, config=CONFIG, cache=tmp_path, progress=False,
+                             chunk_size=2)
+    assert first.path is not None and (first.path / "manifest.json").is_file()
+    assert not list(first.path.glob("chunk*"))  # merged and cleaned
+    assert isinstance(first.arrays["local"], np.memmap)
+
+    def boom(*a, **k):
+        raise AssertionError("features recomputed despite the cache")
+
+    monkeypatch.setattr(F, "features_of_images", boom)
+    second = extract_features(items, unisal=unisal, backbone=cnn, config=CONFIG, cache=tmp_path, progress=False,
+                              chunk_size=2)
+    assert second.path == first.path
+    for key in F.FIELDS:
+        np.testing.assert_array_equal(first.arrays[key], second.arrays[key])
+    assert second.stems == ["img0", "img1", "img2"] and second.counts.tolist() == [2, 0, 5]
+    # another configuration or other boxes -> another cache entry
+    monkeypatch.undo()
+    other = extract_features(items[:2], unisal=unisal, backbone=cnn, config=CONFIG, cache=tmp_path, progress=False)
+    assert other.path != first.path
+
+
+def test_interrupted_extraction_resumes_with_identical_arrays(models, tmp_path, monkeypatch):
+    unisal, cnn = models
+    items = _items(5, [3, 1, 4, 0, 2], seed=4)
+    reference = extract_features(items, unisal=unisal, backbone=cnn, config=CONFIG, cache=False, progress=False,
+                                 chunk_size=2)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(done, total):
+        if done == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        extract_features(items, unisal=unisal, backbone=cnn, config=CONFIG, cache=tmp_path, progress=False,
+                         chunk_size=2, on_chunk=stop_after_two)
+    (directory,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(list(directory.glob("chunk2_*.npz"))) == 2 and not (directory / "manifest.json").exists()
+
+    calls = []
+    real = F.features_of_images
+    monkeypatch.setattr(F, "features_of_images", lambda chunk, *a, **k: calls.append(len(chunk)) or real(chunk, *a, **k))
+    resumed = extract_features(items, unisal=unisal, backbone=cnn, config=CONFIG, cache=tmp_path, progress=False,
+                               chunk_size=2)
+    assert calls == [1]  # only the last chunk (image 5) was computed
+    for key in F.FIELDS:
+        np.testing.assert_array_equal(np.asarray(resumed.arrays[key]), reference.arrays[key])
+    np.testing.assert_array_equal(resumed.offsets, reference.offsets)
+
+
+def test_store_feeds_fosrnet_and_round_trips(models, tmp_path):
+    unisal, cnn = models
+    items = _items(3, [6, 2, 0], seed=5)
+    store = extract_features(items, unisal=unisal, backbone=cnn, config=CONFIG, cache=False, progress=False)
+    store.save(tmp_path / "s")
+    back = FeatureStore.load(tmp_path / "s")
+    assert back.stems == store.stems and back.image_sizes.tolist() == [list(SIZE)] * 3
+    torch.manual_seed(0)
+    model = create_fosrnet(appearance_dim=512)
+    ranks = model.predict_ranks(back.images())
+    assert [sorted(r.tolist()) for r in ranks] == [[1, 2, 3, 4, 5, 6], [1, 2], []]
+    sub = back.subset(["img1"])
+    np.testing.assert_array_equal(sub.image(0)["appearance"], back.image("img1")["appearance"])
+
+
+def test_bad_inputs(models, tmp_path):
+    unisal, cnn = models
+    with pytest.raises(ValueError, match="backbone"):
+        load_backbone("vgg16", pretrained=False)
+    with pytest.raises(ValueError, match="mode"):
+        FeatureConfig(mode="pixels")
+    bad = [ImageProposals("x", np.zeros((*SIZE, 3), np.uint8), np.array([[1.0, 2.0, 3.0]]))]
+    with pytest.raises(ValueError, match="image x: boxes"):
+        features_of_images(bad, unisal, cnn, CONFIG)
+    dup = _items(2, [1, 1])
+    dup = [dup[0], ImageProposals("img0", dup[1].image, dup[1].boxes)]
+    with pytest.raises(ValueError, match="share a stem"):
+        extract_features(dup, unisal=unisal, backbone=cnn, config=CONFIG, cache=False, progress=False)
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        FeatureStore.load(tmp_path)
+
+
+def test_offline_pretrained_backbone_raises_weights_error(tmp_path, monkeypatch):
+    from salrank.weights import WeightsNotFoundError
+
+    monkeypatch.setenv("SALRANK_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
+    with pytest.raises(WeightsNotFoundError, match="resnet18"):
+        load_backbone("resnet18", pretrained=True)

@@ -1,0 +1,110 @@
+"""End-to-end ranking (salrank.pipeline) and the train / eval / rank commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from salrank.cli import main
+from salrank.features import load_backbone, load_psm
+from salrank.fosrnet import create_fosrnet
+from salrank.pipeline import RankingPipeline, draw_ranking
+
+SMALL = ["--unisal-size", "96", "128", "--crop-size", "64", "--no-progress"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("SALRANK_CACHE", str(base / "cache"))
+    monkeypatch.setenv("SALRANK_PROFILE", "sample")
+    monkeypatch.setenv("SALRANK_WEIGHTS", str(base / "no-weights"))
+    monkeypatch.setenv("TORCH_HOME", str(base / "torch-home"))
+    monkeypatch.setenv("SALRANK_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from salrank.data.synthsal import SynthSalConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("tinysynth")
+    generate_dataset(root, n_train=10, n_val=6, n_test=4, seed=0, config=SynthSalConfig(height=96, width=128),
+                     progress=False)
+    return root
+
+
+def test_pipeline_ranks_oracle_proposals_and_draws(tiny, tmp_path):
+    from salrank.data.synthsal import load_synthsal
+    from salrank.proposals import create_detector
+
+    part = load_synthsal(tiny, "test", cache=False)
+    detector = create_detector("oracle", true_boxes=part.boxes, score_threshold=0.0)
+    torch.manual_seed(0)
+    pipe = RankingPipeline(detector, load_psm(False, device="cpu"), load_backbone("resnet18", False, device="cpu"),
+                           create_fosrnet(appearance_dim=512))
+    pipe.feature_config = type(pipe.feature_config)(unisal_network_size=(96, 128), crop_size=64)
+    paths = [part.image_paths[s] for s in part.stems[:2]]
+    results = pipe.rank([str(p) for p in paths])
+    assert [r.name for r in results] == [p.name for p in paths]
+    for r in results:
+        n = len(r.boxes)
+        assert 1 <= n <= 10 and sorted(r.ranks.tolist()) == list(range(1, n + 1))
+        assert r.image_size == (96, 128) and np.all(np.diff(r.scores) <= 0)  # highest score first
+    out = draw_ranking(paths[0], results[0], tmp_path / "o.png")
+    assert out.stat().st_size > 0
+
+
+def test_cli_train_eval_rank(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--synthsal-root", str(tiny), "--epochs", "2", "--batch-size", "16", "--out", str(run),
+                 *SMALL])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out  # the sample profile falls back to random extractors, and says so
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["epochs"] == 2 and (run / "best.pt").is_file()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+    result = tmp_path / "test.json"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--synthsal-root", str(tiny), "--split", "test",
+                 "--json", str(result), "--no-progress"]) == 0
+    metrics = json.loads(result.read_text())
+    assert metrics["n_images"] == 4 and -1 <= metrics["srcc"] <= 1 and 0 <= metrics["f1"] <= 1
+    assert {"plcc", "rmse", "acc_top1", "acc_top2", "acc_top3", "sa_sor"} <= set(metrics)
+    assert metrics["unisal_weights"] == "random-seed0"
+
+    image = next((tiny / "images" / "test").iterdir())
+    ranked, overlay = tmp_path / "r.json", tmp_path / "r.png"
+    assert main(["rank", str(image), "--checkpoint", str(run / "best.pt"), "--no-pretrained", "--out", str(ranked),
+                 "--overlay", str(overlay)]) == 0
+    data = json.loads(ranked.read_text())["images"][0]
+    assert sorted(data["ranks"]) == list(range(1, len(data["ranks"]) + 1))
+    assert len(data["boxes"]) == len(data["ranks"]) and overlay.stat().st_size > 0
+
+
+def test_rank_without_weights_fails_fast_with_the_weights_error(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
+    image = next((tiny / "images" / "test").iterdir())
+    code = main(["rank", str(image), "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "tf_efficientdet_d0" in err and "not found" in err and "put it at" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["rank", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "image not found" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
