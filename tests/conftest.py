@@ -24,3 +24,14 @@ def _isolated_salrank_environment(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's torch work on one thread (small tensors: threads only add overhead)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,12 +25,7 @@ SIZE = (96, 128)  # (height, width)
 CONFIG = FeatureConfig(unisal_network_size=SIZE, crop_size=32, roi_output=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

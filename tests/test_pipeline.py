@@ -16,12 +16,7 @@ from salrank.pipeline import RankingPipeline, draw_ranking
 SMALL = ["--unisal-size", "96", "128", "--crop-size", "64", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(autouse=True)
