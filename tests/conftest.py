@@ -35,3 +35,11 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def notebook_runner(tmp_path_factory):
+    """Executes each notebook at most once per session (see notebook_runner.py)."""
+    from notebook_runner import NotebookRunner
+
+    return NotebookRunner(tmp_path_factory.mktemp("executed-notebooks"))

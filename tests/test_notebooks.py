@@ -1,18 +1,16 @@
 """Every notebook executes on the sample profile (papermill), so CI catches a broken book page.
 
 Notebooks share the session's cache directory (see conftest.py), as the book build does, so
-features and generated sample data are computed once.
+features, trained sample models and generated sample data are computed once.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nbformat
 import pytest
-
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[!_]*.ipynb"))
+from notebook_runner import NOTEBOOKS
 
 
 def test_there_are_notebooks():
@@ -31,20 +29,10 @@ def test_notebook_has_parameters_cell(path):
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_on_sample(path, tmp_path):
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / path.name
-    papermill.execute_notebook(
-        str(path),
-        str(out),
-        parameters={"profile": "sample"},
-        kernel_name="python3",
-        cwd=str(path.parent),
-        progress_bar=False,
-    )
+def test_notebook_executes_on_sample(path, notebook_runner):
+    out = notebook_runner.run(path)
     nb = json.loads(out.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    text = json.dumps(nb)
     # every page labels sample results as such
-    assert "Sample result" in text, f"{path.name} does not show the sample banner"
+    assert "Sample result" in json.dumps(nb), f"{path.name} does not show the sample banner"
