@@ -81,53 +81,34 @@ def register(subparsers) -> None:
 
 
 def resolve_defaults(args, settings) -> None:
-    """Fill profile-dependent defaults into ``args``."""
-    sample = settings.profile == "sample"
-    args.dataset = args.dataset or ("synthsal" if sample else "salicon")
-    args.detector = args.detector or ("oracle" if args.dataset == "synthsal" else "efficientdet_d0")
-    args.backbone = args.backbone or ("resnet18" if sample else "resnet101")
-    args.pretrained = args.pretrained or ("auto" if sample else "yes")
+    """Fill profile-dependent defaults into ``args`` (:func:`salrank.experiments.profile_defaults`)."""
+    from salrank.experiments import profile_defaults
+
+    d = profile_defaults(settings.profile, args.dataset)
+    args.dataset = d["dataset"]
+    args.detector = args.detector or d["detector"]
+    args.backbone = args.backbone or d["backbone"]
+    args.pretrained = args.pretrained or d["pretrained"]
 
 
 def load_extractors(args, log=print, backbone: str | None = None, unisal_seed: int = 0, backbone_seed: int = 0,
                     pretrained: str | None = None):
     """(unisal, backbone) per ``--pretrained``; ``auto`` falls back to seeded random weights, reported."""
-    from salrank.features import load_backbone, load_psm
+    from salrank.experiments import load_extractors as load
     from salrank.weights import WeightsNotFoundError
 
-    mode = pretrained or args.pretrained
-    name = backbone or args.backbone
-
-    def build(what, fn, seed):
-        if mode == "no":
-            log(f"{what}: random weights (seed {seed})")
-            return fn(False, seed)
-        try:
-            return fn(True, seed)
-        except WeightsNotFoundError as exc:
-            if mode == "yes":
-                raise CommandError(str(exc)) from None
-            log(f"{what}: pretrained weights not found; using RANDOM weights (seed {seed}) - "
-                "features and results are not those of the paper")
-            return fn(False, seed)
-
-    psm = build("UNISAL", lambda pre, seed: load_psm(pretrained=pre, device=args.device, seed=seed), unisal_seed)
-    cnn = build(name, lambda pre, seed: load_backbone(name, pretrained=pre, device=args.device, seed=seed),
-                backbone_seed)
-    return psm, cnn
+    try:
+        return load(backbone or args.backbone, pretrained or args.pretrained, device=args.device,
+                    unisal_seed=unisal_seed, backbone_seed=backbone_seed, log=log)
+    except WeightsNotFoundError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def open_scene_set(args, split: str, settings):
-    from salrank.datasets import SceneSet, open_dataset
+    from salrank.experiments import open_scene_set as open_set
 
     try:
-        if args.dataset == "synthsal" and args.synthsal_root is not None:
-            from salrank.data.synthsal import load_synthsal
-
-            part = load_synthsal(args.synthsal_root, split, cache=False)
-            return SceneSet(f"synthsal-{part.root.name}", split, part.fixations, part.image_paths, part.boxes,
-                            part.salience)
-        return open_dataset(args.dataset, split, settings)
+        return open_set(args.dataset, split, settings, synthsal_root=args.synthsal_root)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
 

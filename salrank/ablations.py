@@ -1,0 +1,285 @@
+"""The paper's FOSRNet ablations as experiment grids, with the paper's reported numbers beside ours.
+
+* Table II (component ablation): the 7 rows of :data:`salrank.fosrnet.TABLE2_ROWS` (PSE, LF, GF,
+  PE, TEB, HA switches), :func:`run_table2` and :func:`table2_table`;
+* Table III-C (heads FC / GCN / ViT and the RA-SRGT threshold gamma), :func:`run_heads_gamma` and
+  :func:`heads_table`, :func:`gamma_table`;
+* "Ours (Reg.)" vs the classification model (Sec. IV-C), :func:`run_reg_vs_cls` and
+  :func:`reg_vs_cls_table`.
+
+Every ``run_*`` function runs (or reads from the cache) :func:`salrank.experiments.run_experiment`
+for each design point and seed and returns the long table of
+:func:`salrank.experiments.run_experiments` with the design columns added; the ``*_table``
+functions average over seeds (mean, and the standard deviation when there are several) and put the
+paper's numbers beside ours. All numbers are test-set means over images (SRCC excludes images
+with constant GT, see :mod:`salrank.evaluate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from salrank.config import Settings
+from salrank.experiments import Experiment, ExperimentSetup, run_experiments
+from salrank.fosrnet import TABLE2_ROWS
+
+__all__ = [
+    "GAMMAS",
+    "HEAD_LABELS",
+    "PAPER_GAMMA",
+    "PAPER_HEADS",
+    "PAPER_REG_GAIN",
+    "PAPER_TABLE2",
+    "TABLE2_SWITCHES",
+    "gamma_table",
+    "heads_table",
+    "reg_vs_cls_table",
+    "run_heads_gamma",
+    "run_reg_vs_cls",
+    "run_table2",
+    "summarise",
+    "table2_table",
+]
+
+#: the RA-SRGT thresholds the paper studies
+GAMMAS = (0.1, 0.2, 0.5, 0.8)
+
+#: Table II columns -> FOSRNetConfig switch
+TABLE2_SWITCHES = {
+    "PSE": "use_pse",
+    "LF": "use_local",
+    "GF": "use_global",
+    "PE": "use_pe",
+    "TEB": "use_transformer",
+    "HA": "use_hungarian",
+}
+
+#: Table II, SALICON relabelled with RA-SRGT (gamma 0.2): row -> (SRCC, F1)
+PAPER_TABLE2 = {
+    1: (0.778, 0.531),
+    2: (0.746, 0.519),
+    3: (0.784, 0.564),
+    4: (0.865, 0.624),
+    5: (0.871, 0.629),
+    6: (0.912, 0.691),
+    7: (0.908, 0.706),
+}
+
+#: Table III-C-a, "different backbones" (the ranking head; gamma 0.2): head -> (SRCC, F1)
+PAPER_HEADS = {"fc": (0.891, 0.689), "gcn": (0.904, 0.701), "vit": (0.908, 0.706)}
+
+#: Table III-C-b, "different threshold gamma" (the full model, Ours (Cls.)): gamma -> (SRCC, F1); Sec. IV-C
+#: repeats the SRCCs for Fig. 9 ("0.907, 0.908, 0.905, and 0.896")
+PAPER_GAMMA = {0.1: (0.907, 0.704), 0.2: (0.908, 0.706), 0.5: (0.905, 0.701), 0.8: (0.896, 0.698)}
+
+#: Sec. IV-C: Ours (Cls.) "achieves average performance gains of 1.8% and 4% across four GT thresholds,
+#: as measured by the SRCC and F1 metrics" over Ours (Reg.); the paper prints no Reg. numbers and
+#: does not say whether the gains are absolute (points) or relative
+PAPER_REG_GAIN = {"srcc": 0.018, "f1": 0.04}
+
+#: display names of the heads
+HEAD_LABELS = {"fc": "FC", "gcn": "GCN", "vit": "ViT", "reg": "Ours (Reg.)"}
+
+_METRICS = ("srcc", "f1")
+
+
+def _seeds(seeds: int | Iterable[int]) -> list[int]:
+    out = [int(seeds)] if isinstance(seeds, int | np.integer) else [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"seeds: one or more distinct integers expected, got {seeds!r}")
+    return out
+
+
+def _run(design: list[tuple[dict, Experiment]], settings, setup, progress) -> pd.DataFrame:
+    df = run_experiments([e for _, e in design], settings, setup=setup, progress=progress)
+    extra = pd.DataFrame([d for d, _ in design], index=df.index)
+    return pd.concat([extra, df.drop(columns=[c for c in extra.columns if c in df.columns])], axis=1)
+
+
+def _suffix(seed: int, seeds: Sequence[int]) -> str:
+    return f" (seed {seed})" if len(seeds) > 1 else ""
+
+
+def run_table2(
+    settings: Settings | None = None,
+    *,
+    setup: ExperimentSetup | None = None,
+    seeds: int | Iterable[int] = 0,
+    rows: Iterable[int] | None = None,
+    gamma: float = 0.2,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Table II: the full model with parts switched off (``rows``: default all 7), per seed.
+
+    Returns the experiment table with a ``row`` column.
+    """
+    seeds = _seeds(seeds)
+    rows = sorted(TABLE2_ROWS) if rows is None else [int(r) for r in rows]
+    bad = sorted(set(rows) - set(TABLE2_ROWS))
+    if bad:
+        raise ValueError(f"rows: unknown Table II rows {bad}; expected a subset of {sorted(TABLE2_ROWS)}")
+    design = [
+        ({"row": r}, Experiment(f"row {r}{_suffix(s, seeds)}", TABLE2_ROWS[r], gamma=gamma, seed=s))
+        for r in rows
+        for s in seeds
+    ]
+    return _run(design, settings, setup, progress)
+
+
+def run_heads_gamma(
+    settings: Settings | None = None,
+    *,
+    setup: ExperimentSetup | None = None,
+    heads: Iterable[str] = ("fc", "gcn", "vit"),
+    gammas: Iterable[float] = GAMMAS,
+    seeds: int | Iterable[int] = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Table III-C: every head at every gamma (the rest of the model is the full one), per seed."""
+    seeds = _seeds(seeds)
+    design = [
+        (
+            {},
+            Experiment(
+                f"{HEAD_LABELS.get(h, h)}, gamma {g:g}{_suffix(s, seeds)}", {"head": h}, gamma=g, seed=s
+            ),
+        )
+        for h in heads
+        for g in gammas
+        for s in seeds
+    ]
+    return _run(design, settings, setup, progress)
+
+
+def run_reg_vs_cls(
+    settings: Settings | None = None,
+    *,
+    setup: ExperimentSetup | None = None,
+    gammas: Iterable[float] = GAMMAS,
+    seeds: int | Iterable[int] = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The ``reg`` head vs the ``vit`` classification head at each gamma, per seed.
+
+    Adds a ``model`` column: ``"Ours (Cls.)"`` or ``"Ours (Reg.)"``.
+    """
+    seeds = _seeds(seeds)
+    design = [
+        (
+            {"model": label},
+            Experiment(f"{label}, gamma {g:g}{_suffix(s, seeds)}", {"head": h}, gamma=g, seed=s),
+        )
+        for h, label in (("vit", "Ours (Cls.)"), ("reg", "Ours (Reg.)"))
+        for g in gammas
+        for s in seeds
+    ]
+    return _run(design, settings, setup, progress)
+
+
+def summarise(results: pd.DataFrame, by: str | list[str], metrics: Sequence[str] = _METRICS) -> pd.DataFrame:
+    """Mean over seeds of ``metrics`` per ``by`` group (columns ``<metric>``), plus ``<metric>_sd``
+    (sample standard deviation, NaN for one seed) and ``n_seeds``; groups in order of appearance."""
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in [*by, *metrics] if c not in results.columns]
+    if missing:
+        raise KeyError(f"summarise: missing columns {missing}")
+    g = results.groupby(by, sort=False)
+    out = g[list(metrics)].mean()
+    for m in metrics:
+        out[f"{m}_sd"] = g[m].std(ddof=1)
+    out["n_seeds"] = g.size()
+    return out
+
+
+def _check(v: bool) -> str:
+    return "✔" if v else "✘"
+
+
+def table2_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Table II laid out like the paper: switch check marks, our SRCC/F1 (mean over seeds), the paper's."""
+    s = summarise(results, "row")
+    rows = []
+    for r, m in s.iterrows():
+        row = {
+            "row": int(r),
+            **{col: _check(TABLE2_ROWS[int(r)][sw]) for col, sw in TABLE2_SWITCHES.items()},
+            "SRCC (ours)": m["srcc"],
+            "F1 (ours)": m["f1"],
+            "SRCC (paper)": PAPER_TABLE2[int(r)][0],
+            "F1 (paper)": PAPER_TABLE2[int(r)][1],
+        }
+        if m["n_seeds"] > 1:
+            row.update({"SRCC sd": m["srcc_sd"], "F1 sd": m["f1_sd"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("row")
+
+
+def heads_table(results: pd.DataFrame, gamma: float = 0.2) -> pd.DataFrame:
+    """Table III-C-a: per head at ``gamma``, our SRCC/F1 and the paper's (printed at gamma 0.2)."""
+    sub = results[np.isclose(results["gamma"], gamma)]
+    if sub.empty:
+        raise ValueError(f"heads_table: no results at gamma {gamma}")
+    s = summarise(sub, "head")
+    out = pd.DataFrame(
+        {
+            "head": [HEAD_LABELS.get(h, h) for h in s.index],
+            "SRCC (ours)": s["srcc"].to_numpy(),
+            "F1 (ours)": s["f1"].to_numpy(),
+            "SRCC (paper)": [PAPER_HEADS.get(h, (np.nan, np.nan))[0] for h in s.index],
+            "F1 (paper)": [PAPER_HEADS.get(h, (np.nan, np.nan))[1] for h in s.index],
+        }
+    )
+    return out.set_index("head")
+
+
+def gamma_table(results: pd.DataFrame, head: str = "vit") -> pd.DataFrame:
+    """Table III-C-b: per gamma with ``head`` (the full model: ``vit``), our SRCC/F1 and the paper's."""
+    sub = results[results["head"] == head]
+    if sub.empty:
+        raise ValueError(f"gamma_table: no results with head {head!r}")
+    s = summarise(sub, "gamma")
+    paper = [PAPER_GAMMA.get(round(float(g), 6), (np.nan, np.nan)) for g in s.index]
+    out = pd.DataFrame(
+        {
+            "gamma": s.index.to_numpy(),
+            "SRCC (ours)": s["srcc"].to_numpy(),
+            "F1 (ours)": s["f1"].to_numpy(),
+            "SRCC (paper)": [p[0] for p in paper],
+            "F1 (paper)": [p[1] for p in paper],
+        }
+    )
+    return out.set_index("gamma")
+
+
+def reg_vs_cls_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per gamma: our Cls. and Reg. SRCC/F1, the gain Cls. - Reg., and the paper's Cls. numbers;
+    a last row ``mean`` averages over the gammas (the paper reports only that average gain,
+    :data:`PAPER_REG_GAIN`)."""
+    s = summarise(results, ["gamma", "model"])
+    rows = []
+    for g in dict.fromkeys(results["gamma"]):
+        try:
+            cls, reg = s.loc[(g, "Ours (Cls.)")], s.loc[(g, "Ours (Reg.)")]
+        except KeyError:
+            raise ValueError(f"reg_vs_cls_table: gamma {g} lacks a Cls. or a Reg. result") from None
+        paper = PAPER_GAMMA.get(round(float(g), 6), (np.nan, np.nan))
+        rows.append(
+            {
+                "gamma": f"{g:g}",
+                "SRCC Cls. (ours)": cls["srcc"],
+                "SRCC Reg. (ours)": reg["srcc"],
+                "SRCC gain (ours)": cls["srcc"] - reg["srcc"],
+                "F1 Cls. (ours)": cls["f1"],
+                "F1 Reg. (ours)": reg["f1"],
+                "F1 gain (ours)": cls["f1"] - reg["f1"],
+                "SRCC Cls. (paper)": paper[0],
+                "F1 Cls. (paper)": paper[1],
+            }
+        )
+    out = pd.DataFrame(rows)
+    mean = out.drop(columns="gamma").mean()
+    out = pd.concat([out, pd.DataFrame([{"gamma": "mean", **mean.to_dict()}])], ignore_index=True)
+    return out.set_index("gamma")
