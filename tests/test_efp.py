@@ -1,4 +1,4 @@
-"""salrank.efp: EFP map sources, map folders and the Fig. 9 curves (SRCC/F1 vs lambda)."""
+"""salrank.analysis.efp: EFP map sources, map folders and the Fig. 9 curves (SRCC/F1 vs lambda)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from salrank.data import Fixations
-from salrank.datasets import SceneSet
-from salrank.efp import (
+from salrank.analysis.efp import (
     DEFAULT_LAMS,
     LazyMaps,
     best_lambda,
@@ -27,6 +25,8 @@ from salrank.efp import (
     save_map_folder,
     unisal_maps,
 )
+from salrank.data import Fixations
+from salrank.datasets import SceneSet
 from salrank.gt import efp_ranks
 
 # A 100 x 100 image with three 30 x 30 boxes in a row; 30, 20 and 10 distinct fixated pixels in

@@ -36,12 +36,7 @@ SMALL_HEADS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -328,9 +323,9 @@ def test_profile_setups_and_defaults():
     assert profile_defaults("sample", "salicon")["detector"] == "efficientdet_d0"
 
 
-# --- salrank.ablations -------------------------------------------------------------------------
+# --- salrank.analysis.ablations -------------------------------------------------------------------------
 def test_ablation_tables_hand_case():
-    from salrank.ablations import PAPER_TABLE2, reg_vs_cls_table, summarise, table2_table
+    from salrank.analysis.ablations import PAPER_TABLE2, reg_vs_cls_table, summarise, table2_table
 
     assert PAPER_TABLE2[7] == (0.908, 0.706) and PAPER_TABLE2[1] == (0.778, 0.531)
     df = pd.DataFrame({"row": [3, 3, 1], "srcc": [0.2, 0.4, 0.5], "f1": [0.1, 0.3, 0.6]})
@@ -366,7 +361,7 @@ def test_ablation_tables_hand_case():
 
 
 def test_heads_and_gamma_tables_pick_their_slices():
-    from salrank.ablations import gamma_table, heads_table
+    from salrank.analysis.ablations import gamma_table, heads_table
 
     df = pd.DataFrame(
         {
@@ -391,7 +386,7 @@ def test_heads_and_gamma_tables_pick_their_slices():
 
 
 def test_run_table2_grid(setup, settings):
-    from salrank.ablations import run_reg_vs_cls, run_table2, table2_table
+    from salrank.analysis.ablations import run_reg_vs_cls, run_table2, table2_table
 
     res = run_table2(settings, setup=setup, seeds=[0, 1], rows=[1, 5])
     assert res["row"].tolist() == [1, 1, 5, 5] and res["seed"].tolist() == [0, 1, 0, 1]

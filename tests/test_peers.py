@@ -19,6 +19,21 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from salrank.analysis.peer_eval import (
+    evaluate_peer_rank_maps,
+    evaluate_peer_ranking,
+    fosrnet_ranker,
+    paper_table1,
+    peer_roots,
+    rank_by_area,
+)
+from salrank.analysis.proposal_comparison import (
+    match_one_to_one,
+    paper_table7,
+    paper_table8,
+    proposal_summary,
+    relabel_comparison,
+)
 from salrank.config import get_settings
 from salrank.data.peers import (
     PeerFormatError,
@@ -37,21 +52,6 @@ from salrank.metrics_peers import (
     mean_sor,
     object_values,
     paint_rank_map,
-)
-from salrank.peer_eval import (
-    evaluate_peer_rank_maps,
-    evaluate_peer_ranking,
-    fosrnet_ranker,
-    paper_table1,
-    peer_roots,
-    rank_by_area,
-)
-from salrank.proposal_comparison import (
-    match_one_to_one,
-    paper_table7,
-    paper_table8,
-    proposal_summary,
-    relabel_comparison,
 )
 
 H, W = 40, 60

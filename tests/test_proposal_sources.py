@@ -8,10 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from salrank.config import get_settings
-from salrank.data import Fixations
-from salrank.datasets import SceneSet
-from salrank.proposal_sources import (
+from salrank.analysis.proposal_sources import (
     PAPER_TABLE6,
     STANDIN_NOISE,
     ProposalSource,
@@ -20,6 +17,9 @@ from salrank.proposal_sources import (
     oracle_proposal_file,
     proposal_quality,
 )
+from salrank.config import get_settings
+from salrank.data import Fixations
+from salrank.datasets import SceneSet
 from salrank.ranking_data import dataset_proposals
 
 

@@ -8,10 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salrank.data import Fixations
-from salrank.evaluate import gt_values, pred_values
-from salrank.metrics import evaluate
-from salrank.qualitative import (
+from salrank.analysis.qualitative import (
     FAILURE_TYPES,
     ImageRanking,
     describe_failures,
@@ -22,6 +19,9 @@ from salrank.qualitative import (
     reference_objects,
     select_images,
 )
+from salrank.data import Fixations
+from salrank.evaluate import gt_values, pred_values
+from salrank.metrics import evaluate
 
 SIZE = (100, 200)  # height, width
 

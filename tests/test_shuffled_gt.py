@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from salrank.shuffled_gt import paper_table3a, real_vs_shuffled_table
+from salrank.analysis.shuffled_gt import paper_table3a, real_vs_shuffled_table
 
 
 def test_paper_table3a_as_printed():

@@ -175,11 +175,11 @@ def proposal_quality(proposals: Mapping, reference: Mapping, iou_threshold: floa
     ``{stem: (K, 4) boxes}`` (over ``reference``'s stems; a stem missing from ``proposals`` has none).
 
     Boxes are matched one-to-one by the Hungarian assignment on IoU
-    (:func:`salrank.proposal_comparison.match_one_to_one`, a pair counts at IoU >= ``iou_threshold``).
+    (:func:`salrank.analysis.proposal_comparison.match_one_to_one`, a pair counts at IoU >= ``iou_threshold``).
     Returns ``recall`` (matched reference objects / reference objects), ``precision`` (matched
     proposals / proposals), ``proposals_per_image``, ``n_images``, ``n_reference``, ``n_proposals``.
     """
-    from salrank.proposal_comparison import match_one_to_one
+    from salrank.analysis.proposal_comparison import match_one_to_one
 
     if not 0 < iou_threshold <= 1:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")

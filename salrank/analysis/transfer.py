@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from salrank.qualitative import ImageRanking
+from salrank.analysis.qualitative import ImageRanking
 
 __all__ = ["AppliedRanking", "apply_experiment", "experiment_rankings"]
 

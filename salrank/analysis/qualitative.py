@@ -99,14 +99,14 @@ def image_table(rankings: Sequence[ImageRanking], reference: Mapping[str, np.nda
     fixations); ``smallest_area`` and ``top_gt_area`` (area / image area of the smallest proposal and
     of the GT rank-1 proposal); ``top_gap`` (relative gap of the two largest RA-SRGT scores, NaN with
     fewer than two salient proposals). With ``reference`` object boxes ``{stem: (K, 4)}``, matched
-    one-to-one to the proposals (:func:`salrank.proposal_comparison.match_one_to_one`, IoU >=
+    one-to-one to the proposals (:func:`salrank.analysis.proposal_comparison.match_one_to_one`, IoU >=
     ``iou_threshold``): ``n_reference``, ``n_missed`` (reference objects without a proposal),
     ``n_false_positive`` (proposals without a reference object), ``pred_top_is_false_positive``; with
     ``reference_ranks`` (their RA-SRGT ranks) also ``n_missed_salient`` (missed objects with rank > 0).
     """
+    from salrank.analysis.proposal_comparison import match_one_to_one
     from salrank.evaluate import gt_values, pred_values
     from salrank.metrics import per_image_metrics
-    from salrank.proposal_comparison import match_one_to_one
 
     rankings = list(rankings)
     stems = [r.stem for r in rankings]
