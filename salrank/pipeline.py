@@ -60,11 +60,12 @@ class RankingPipeline:
         self.apply_filter = apply_filter
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, *, detector: str = "efficientdet_d0",
+    def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, *, detector: str | None = "efficientdet_d0",
                         pretrained: bool = True, backbone: str = "resnet101", device=None,
                         detector_kwargs: Mapping | None = None, log=print) -> RankingPipeline:
         """Build the pipeline; the detector is created first, so missing weights fail fast.
 
+        ``detector=None``: no detector (for :meth:`rank_boxes` on given boxes only).
         ``pretrained=False``: every model random (smoke tests; meaningless ranks). Without a
         ``checkpoint`` the ranker is an untrained FOSRNet on ``backbone`` features (a warning says so).
         Raises :class:`salrank.weights.WeightsNotFoundError` when a pretrained file is missing.
@@ -75,7 +76,7 @@ class RankingPipeline:
         kwargs = dict(detector_kwargs or {})
         if not pretrained:
             kwargs.setdefault("score_threshold", 0.0)
-        det = create_detector(detector, pretrained=pretrained, device=device, **kwargs)
+        det = None if detector is None else create_detector(detector, pretrained=pretrained, device=device, **kwargs)
         meta: dict = {}
         if checkpoint is not None:
             from salrank.train import load_checkpoint
@@ -114,6 +115,8 @@ class RankingPipeline:
         from salrank.models.unisal import to_rgb_image
         from salrank.proposals import filter_proposals
 
+        if self.detector is None:
+            raise ValueError("this pipeline has no detector (built with detector=None): use rank_boxes")
         images = list(images)
         if names is None:
             names = [Path(im).name if isinstance(im, (str, os.PathLike)) else f"image{i}"
@@ -125,6 +128,21 @@ class RankingPipeline:
             if self.apply_filter:
                 d = d.select(filter_proposals(d.boxes, d.scores, (rgb.height, rgb.width), **self.filter_options).keep)
             items.append(ImageProposals(str(name), rgb, d.boxes, d.scores))
+        return self._rank_items(items)
+
+    def rank_boxes(self, image, boxes, scores=None, name: str = "image") -> RankedImage:
+        """Rank given ``[x1, y1, x2, y2]`` boxes of one image (no detector, no filtering); the box
+        order is kept, so ``ranks[i]`` belongs to ``boxes[i]``. ``scores``: detector scores or
+        ``None`` (the first box is then ACB's centre proposal)."""
+        from salrank.models.unisal import to_rgb_image
+
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        item = ImageProposals(str(name), to_rgb_image(image), boxes, None if scores is None else np.asarray(scores))
+        return self._rank_items([item])[0]
+
+    def _rank_items(self, items: Sequence[ImageProposals]) -> list[RankedImage]:
+        if not items:
+            return []
         feats = features_of_images(items, self.unisal, self.backbone, self.feature_config)
         sizes = [f.pop("image_size") for f in feats]
         ranks = self.model.predict_ranks(feats)

@@ -488,15 +488,15 @@ def test_evaluate_peer_rank_maps(tmp_path):
     assert result["mae"] == pytest.approx((400 * 51 + 25 * 51) / 255 / (H * W))
 
 
-def test_peer_roots_and_fosrnet_todo(tmp_path):
+def test_peer_roots_and_missing_checkpoint(tmp_path):
     (tmp_path / "ASSR").mkdir()
     roots = peer_roots(get_settings(data_root=tmp_path))
     assert roots == {"ASSR": tmp_path / "ASSR", "IRSR": None}
     assert peer_roots(get_settings(data_root=tmp_path), irsr_root=tmp_path)["IRSR"] == tmp_path
     with pytest.raises(FileNotFoundError, match="IRSR root not found"):
         peer_roots(get_settings(), irsr_root=tmp_path / "missing")
-    with pytest.raises(NotImplementedError, match="salrank.pipeline"):
-        fosrnet_ranker(tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        fosrnet_ranker(tmp_path / "model.pt", pretrained=False)
 
 
 def test_paper_tables_transcribed():

@@ -88,6 +88,33 @@ def test_cli_train_eval_rank(tiny, tmp_path, capsys):
     assert len(data["boxes"]) == len(data["ranks"]) and overlay.stat().st_size > 0
 
 
+def test_rank_given_boxes_keeps_their_order_and_ranks_peer_images(tiny, tmp_path):
+    """``rank_boxes`` (no detector) ranks exactly the boxes given, in their order; the Table I
+    ranker built on it returns one rank per box of a peer-dataset image."""
+    from salrank.analysis.peer_eval import fosrnet_ranker
+    from salrank.data.peers import load_assr, make_demo_tree
+
+    run = tmp_path / "run"
+    assert main(["train", "--synthsal-root", str(tiny), "--epochs", "1", "--batch-size", "16", "--out", str(run),
+                 *SMALL]) == 0
+    pipe = RankingPipeline.from_checkpoint(run / "best.pt", detector=None, pretrained=False, log=None)
+    image = next((tiny / "images" / "test").iterdir())
+    boxes = np.array([[60, 40, 120, 90], [0, 0, 30, 30], [10, 50, 50, 95], [70, 5, 110, 35]], dtype=float)
+    result = pipe.rank_boxes(image, boxes, name="x")
+    np.testing.assert_array_equal(result.boxes, boxes)
+    assert sorted(result.ranks.tolist()) == [1, 2, 3, 4]
+    flipped = pipe.rank_boxes(image, boxes[::-1].copy(), scores=np.linspace(1, 0.5, 4))
+    np.testing.assert_array_equal(flipped.boxes, boxes[::-1])
+    with pytest.raises(ValueError, match="no detector"):
+        pipe.rank([image])
+
+    ds = load_assr(make_demo_tree(tmp_path / "peers", n_images=2)["ASSR"], "test")
+    rank = fosrnet_ranker(run / "best.pt", pretrained=False)
+    for peer_image in ds.images.values():
+        ranks = rank(peer_image, peer_image.boxes)
+        assert sorted(ranks.tolist()) == list(range(1, len(peer_image.boxes) + 1))
+
+
 def test_rank_without_weights_fails_fast_with_the_weights_error(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
     image = next((tiny / "images" / "test").iterdir())

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from salrank.config import Settings
+from salrank.config import Settings, get_settings
 from salrank.data.peers import PeerDataset, PeerImage
 from salrank.metrics import evaluate, image_sa_sor, mean_sa_sor, per_image_metrics, ranks_to_scores
 
@@ -61,17 +61,25 @@ def rank_by_area(image: PeerImage, boxes: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def fosrnet_ranker(checkpoint: str | os.PathLike, settings: Settings | None = None) -> Ranker:
-    """A ranker backed by a trained FOSRNet checkpoint (features + ACB ranking of the given boxes).
+def fosrnet_ranker(checkpoint: str | os.PathLike, settings: Settings | None = None, *,
+                   pretrained: bool = True) -> Ranker:
+    """A ranker backed by a trained FOSRNet checkpoint: features of the given boxes (UNISAL +
+    appearance CNN, rebuilt as the checkpoint was trained) and ACB ranking, no detector.
 
-    TODO: not wired yet; it needs the end-to-end image -> ranks pipeline (``salrank.pipeline``),
-    which is being written. Raises :class:`NotImplementedError` until then.
+    ``pretrained=False`` builds random feature extractors (smoke tests). Missing pretrained files
+    raise :class:`salrank.weights.WeightsNotFoundError`.
     """
-    raise NotImplementedError(
-        f"ranking peer datasets with a FOSRNet checkpoint ({checkpoint}) needs salrank.pipeline "
-        "(image -> features -> ranks), which is not available yet; run without fosrnet_checkpoint "
-        "for the box-area baseline"
+    from salrank.pipeline import RankingPipeline
+
+    settings = settings or get_settings()
+    pipeline = RankingPipeline.from_checkpoint(
+        checkpoint, detector=None, pretrained=pretrained, device=settings.torch_device(), log=None
     )
+
+    def rank(image: PeerImage, boxes: np.ndarray) -> np.ndarray:
+        return pipeline.rank_boxes(image.image_path, boxes, name=image.stem).ranks
+
+    return rank
 
 
 def peer_roots(settings: Settings, assr_root: str | os.PathLike | None = None,
