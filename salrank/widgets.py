@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from salrank.gt import DEFAULT_BETA, DEFAULT_GAMMA, METHODS, image_rank_table
+from salrank.gt import DEFAULT_BETA, DEFAULT_GAMMA, METHODS, PAPER_GAMMAS, image_rank_table
 from salrank.plots import draw_boxes, rank_colors
 
 __all__ = [
@@ -34,8 +34,8 @@ __all__ = [
     "GALLERY_GAMMAS",
 ]
 
-GALLERY_GAMMAS = (0.1, 0.2, 0.5, 0.8)
-"""The GT thresholds gamma the paper studies (Sec. IV-E, Fig. 9, Table III-C)."""
+GALLERY_GAMMAS = PAPER_GAMMAS
+"""The gallery's columns: the GT thresholds gamma the paper studies."""
 
 _METHOD_NAMES = {
     "ra-srgt": "RA-SRGT (eq. 4)",

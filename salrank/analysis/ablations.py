@@ -25,6 +25,7 @@ import pandas as pd
 from salrank.config import Settings
 from salrank.experiments import Experiment, ExperimentSetup, run_experiments
 from salrank.fosrnet import TABLE2_ROWS
+from salrank.gt import PAPER_GAMMAS
 
 __all__ = [
     "GAMMAS",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 #: the RA-SRGT thresholds the paper studies
-GAMMAS = (0.1, 0.2, 0.5, 0.8)
+GAMMAS = PAPER_GAMMAS
 
 #: Table II columns -> FOSRNetConfig switch
 TABLE2_SWITCHES = {

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from salrank.gt import DEFAULT_BETA, class_labels, efp_ranks, rank_objects
+from salrank.gt import DEFAULT_BETA, PAPER_GAMMAS, class_labels, efp_ranks, rank_objects
 from salrank.gt.efp import efp_threshold, grey
 from salrank.metrics import NAN_POLICIES, evaluate
 
@@ -63,7 +63,7 @@ __all__ = [
     "best_lambda",
 ]
 
-FIG9_GAMMAS = (0.1, 0.2, 0.5, 0.8)
+FIG9_GAMMAS = PAPER_GAMMAS
 """The GT thresholds (eq. 4's gamma) of the paper's Fig. 9 panels."""
 
 DEFAULT_LAMS = tuple(np.round(np.arange(0.1, 1.0001, 0.1), 2))
