@@ -46,7 +46,6 @@ import enum
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from salrank.gt.ranking import ranks_from_scores
+from salrank.io import atomic_write_bytes
 
 __all__ = [
     "ASSR_SPLITS",
@@ -473,18 +473,6 @@ def load_irsr(root: str | os.PathLike, split: str = "test", *, check_images: boo
 # ----------------------------------------------------------------------------- demo trees
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _save_png(path: Path, array: np.ndarray, fmt: str = "PNG") -> None:
     import io
 
@@ -494,7 +482,7 @@ def _save_png(path: Path, array: np.ndarray, fmt: str = "PNG") -> None:
         array = np.round(np.asarray(array, dtype=np.float64) * 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format=fmt)
-    _write_atomic(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _demo_scene(rng: np.random.Generator, size: tuple[int, int], n_objects: int):
@@ -560,11 +548,11 @@ def make_demo_tree(directory: str | os.PathLike, *, n_images: int = 3, image_siz
             ]
             records.append({"img": stem, "object_data": objects})
             _save_png(assr_root / "images" / split / f"{stem}.jpg", rgb, "JPEG")
-            _write_atomic(assr_root / "rank_order" / split / f"{stem}.json",
+            atomic_write_bytes(assr_root / "rank_order" / split / f"{stem}.json",
                           json.dumps({"rank_order": values.tolist()}).encode())
             _save_png(assr_root / "gt" / split / f"{stem}.png",
                       paint_rank_map(np.stack(masks), assr_ranks(values), "assr"))
-        _write_atomic(assr_root / f"obj_seg_data_{split}.json", json.dumps(records).encode())
+        atomic_write_bytes(assr_root / f"obj_seg_data_{split}.json", json.dumps(records).encode())
     for split in IRSR_SPLITS:
         records = []
         for i in range(n_images):
@@ -589,7 +577,7 @@ def make_demo_tree(directory: str | os.PathLike, *, n_images: int = 3, image_siz
             _save_png(irsr_root / "Images" / split / "rgb" / f"{stem}.jpg", rgb, "JPEG")
             _save_png(irsr_root / "Images" / split / "gt" / f"{stem}.png",
                       paint_rank_map(np.stack(masks), irsr_ranks(raw), "irsr"))
-        _write_atomic(irsr_root / "Annotations" / f"{split}.pkl", pickle.dumps(records, protocol=4))
+        atomic_write_bytes(irsr_root / "Annotations" / f"{split}.pkl", pickle.dumps(records, protocol=4))
     return {"ASSR": assr_root, "IRSR": irsr_root}
 
 
