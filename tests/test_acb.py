@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salrank.acb import (
+from salrank.fosrnet.acb import (
     aggregate_sequence_classes,
     aggregate_sequence_classes_batched,
     benchmark_acb,
@@ -18,7 +18,7 @@ from salrank.acb import (
     rank_sequences_batched,
     rank_sequences_loop,
 )
-from salrank.heads import create_head
+from salrank.fosrnet.heads import create_head
 
 # Box centres: 0 (5, 5), 1 (105, 5), 2 (25, 5), 3 (55, 5), 4 (305, 305), 5 (10, 10).
 # Distances to box 0: 5 -> 7.07, 2 -> 20, 3 -> 50, 1 -> 100, 4 -> 424.3.

@@ -1,4 +1,4 @@
-"""The benchmark harness (salrank.bench, ``salrank bench``): record schema, ratios, targets, CLI.
+"""The benchmark harness (salrank.bench.suite, ``salrank bench``): record schema, ratios, targets, CLI.
 
 Timings are injected (fake benchmarks with known samples), so nothing here depends on the speed of
 the machine; the real benchmarks run only where they are cheap (fixation loading, ACB).
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from salrank import bench
-from salrank.bench import (
+from salrank.bench import suite as bench
+from salrank.bench.suite import (
     Benchmark,
     Measurement,
     StageClock,

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from notebook_runner import NOTEBOOK_DIR, REPO
 
-TABLE_PAGE = "table2_components"  # a page the paper presents as a table
+TABLE_PAGE = "table2"  # a page the paper presents as a table
 FALLBACK_TABLE_PAGE = "data_overview"
 
 pytestmark = pytest.mark.notebooks

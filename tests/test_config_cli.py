@@ -11,7 +11,7 @@ import pytest
 from salrank import __version__
 from salrank.cli import main
 from salrank.config import get_settings
-from salrank.report import SAMPLE_WARNING, banner_text
+from salrank.viz.report import SAMPLE_WARNING, banner_text
 
 
 def test_defaults(monkeypatch):

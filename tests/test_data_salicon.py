@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.io import savemat
 
+from salrank.bench.fixations import benchmark_load
 from salrank.data import (
     Fixations,
     SaliconFormatError,
     SaliconPointsDroppedWarning,
-    benchmark_load,
     load_salicon,
     load_salicon_examples,
     salicon_examples_dir,

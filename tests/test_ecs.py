@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from salrank.ecs import (
+from salrank.fosrnet.ecs import (
     argmax_classes,
     assignment_cost,
     exclusive_classes,

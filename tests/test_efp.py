@@ -26,7 +26,7 @@ from salrank.analysis.efp import (
     unisal_maps,
 )
 from salrank.data import Fixations
-from salrank.datasets import SceneSet
+from salrank.data.scenes import SceneSet
 from salrank.gt import efp_ranks
 
 # A 100 x 100 image with three 30 x 30 boxes in a row; 30, 20 and 10 distinct fixated pixels in

@@ -1,4 +1,4 @@
-"""Cached experiments (salrank.experiments): cache hits, determinism, shuffled GT, tables, bad specs."""
+"""Cached experiments (salrank.analysis.experiments): cache hits, determinism, shuffled GT, tables, bad specs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from salrank import experiments as ex
-from salrank.config import get_settings
-from salrank.experiments import (
+from salrank.analysis import experiments as ex
+from salrank.analysis.experiments import (
     METRIC_COLUMNS,
     Experiment,
     ExperimentSetup,
@@ -23,10 +22,11 @@ from salrank.experiments import (
     run_experiments,
     shuffle_gt_within_images,
 )
-from salrank.features import FeatureConfig, FeatureStore
-from salrank.fosrnet import TABLE2_ROWS
-from salrank.ranking_data import RankingSplit
-from salrank.train import Trainer
+from salrank.config import get_settings
+from salrank.fosrnet.data import RankingSplit
+from salrank.fosrnet.features import FeatureConfig, FeatureStore
+from salrank.fosrnet.model import TABLE2_ROWS
+from salrank.fosrnet.train import Trainer
 
 SMALL_HEADS = {
     "vit": {"width": 32, "depth": 1, "num_heads": 2},
@@ -100,7 +100,7 @@ def test_cache_hit_returns_identical_results_without_training(setup, settings, m
     # the cached ranks are those of the cached checkpoint
     monkeypatch.undo()
     model = again.load_model()
-    from salrank.evaluate import evaluate_model
+    from salrank.fosrnet.evaluate import evaluate_model
 
     assert again.row()["experiment"] == "same spec, other label"
     assert again.metrics["srcc"] == pytest.approx(evaluate_model(model, _test_split(setup, settings))["srcc"])

@@ -1,4 +1,4 @@
-"""Per-proposal features (salrank.features): geometry, shapes, modes, the cache and its resumption."""
+"""Per-proposal features (salrank.fosrnet.features): geometry, shapes, modes, the cache and its resumption."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from salrank import features as F
-from salrank.features import (
+from salrank.fosrnet import features as F
+from salrank.fosrnet.features import (
     FeatureConfig,
     FeatureStore,
     ImageProposals,
@@ -19,7 +19,7 @@ from salrank.features import (
     load_backbone,
     load_psm,
 )
-from salrank.fosrnet import create_fosrnet
+from salrank.fosrnet.model import create_fosrnet
 
 SIZE = (96, 128)  # (height, width)
 CONFIG = FeatureConfig(unisal_network_size=SIZE, crop_size=32, roi_output=3)

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from salrank.bench.gt import benchmark
 from salrank.data import Fixations, fixation_map
 from salrank.gt import (
     DatasetCounts,
-    benchmark,
     class_labels,
     count_dataset,
     count_points_in_boxes,

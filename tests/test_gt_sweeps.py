@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salrank.data import Fixations
-from salrank.datasets import SceneSet
+from salrank.data.scenes import SceneSet
 from salrank.gt import (
     METHODS,
     SALIENCE,

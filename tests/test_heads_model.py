@@ -9,16 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from salrank import heads as heads_module
-from salrank.fosrnet import TABLE2_ROWS, FOSRNet, FOSRNetConfig, create_fosrnet
-from salrank.heads import create_head, list_heads, register_head
-from salrank.losses import (
+from salrank.fosrnet import heads as heads_module
+from salrank.fosrnet.heads import create_head, list_heads, register_head
+from salrank.fosrnet.losses import (
     IGNORE_INDEX,
     fosrnet_loss,
     fosrnet_loss_terms,
     regression_loss,
     sequence_class_targets,
 )
+from salrank.fosrnet.model import TABLE2_ROWS, FOSRNet, FOSRNetConfig, create_fosrnet
 
 SMALL = {"width": 32, "depth": 1, "num_heads": 2}
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salrank.metrics import (
+from salrank.metrics.ranking import (
     evaluate,
     image_f1,
     image_plcc,

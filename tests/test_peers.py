@@ -44,7 +44,7 @@ from salrank.data.peers import (
     load_irsr,
     make_demo_tree,
 )
-from salrank.metrics_peers import (
+from salrank.metrics.peers import (
     image_mae,
     image_sor,
     load_rank_map,

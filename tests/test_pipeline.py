@@ -1,4 +1,4 @@
-"""End-to-end ranking (salrank.pipeline) and the train / eval / rank commands."""
+"""End-to-end ranking (salrank.fosrnet.pipeline) and the train / eval / rank commands."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from salrank.cli import main
-from salrank.features import load_backbone, load_psm
-from salrank.fosrnet import create_fosrnet
-from salrank.pipeline import RankingPipeline, draw_ranking
+from salrank.fosrnet.features import load_backbone, load_psm
+from salrank.fosrnet.model import create_fosrnet
+from salrank.fosrnet.pipeline import RankingPipeline, draw_ranking
 
 SMALL = ["--unisal-size", "96", "128", "--crop-size", "64", "--no-progress"]
 

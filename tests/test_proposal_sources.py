@@ -19,8 +19,8 @@ from salrank.analysis.proposal_sources import (
 )
 from salrank.config import get_settings
 from salrank.data import Fixations
-from salrank.datasets import SceneSet
-from salrank.ranking_data import dataset_proposals
+from salrank.data.scenes import SceneSet
+from salrank.fosrnet.data import dataset_proposals
 
 
 def _scene_set(split: str, n: int = 3, seed: int = 0) -> SceneSet:

@@ -155,7 +155,7 @@ def test_torchvision_pretrained_layout_matches_torchvision_trained_model(name, m
     from torchvision.models import get_model_weights
     from torchvision.ops import FrozenBatchNorm2d
 
-    from salrank.proposals.torchvision_backend import build_torchvision_model
+    from salrank.proposals.backends.torchvision import build_torchvision_model
 
     mine = build_torchvision_model(name, pretrained_layout=True)
     state = mine.state_dict()
@@ -172,7 +172,7 @@ def test_torchvision_pretrained_layout_matches_torchvision_trained_model(name, m
 
 
 def test_pretrained_load_from_an_explicit_file(tmp_path):
-    from salrank.proposals.torchvision_backend import build_torchvision_model
+    from salrank.proposals.backends.torchvision import build_torchvision_model
 
     torch.manual_seed(1)
     source = build_torchvision_model("ssdlite320_mobilenet_v3_large", pretrained_layout=True)

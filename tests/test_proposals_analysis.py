@@ -1,4 +1,4 @@
-"""salrank.proposals.analysis: detector specs, cached proposal collection, coverage studies, throughput."""
+"""salrank.analysis.detectors: detector specs, cached proposal collection, coverage studies, throughput."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import salrank.proposals.analysis as analysis
-from salrank.data import Fixations
-from salrank.datasets import SceneSet
-from salrank.proposals import Detections, Detector, create_detector, filter_proposals
-from salrank.proposals.analysis import (
+import salrank.analysis.detectors as analysis
+from salrank.analysis.detectors import (
     PAPER_TABLE4B_FPS,
     DetectorSpec,
     benchmark_detectors,
@@ -24,6 +21,9 @@ from salrank.proposals.analysis import (
     run_coverage_study,
     with_paper_fps,
 )
+from salrank.data import Fixations
+from salrank.data.scenes import SceneSet
+from salrank.proposals import Detections, Detector, create_detector, filter_proposals
 
 H, W = 60, 80
 

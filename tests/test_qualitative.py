@@ -20,8 +20,8 @@ from salrank.analysis.qualitative import (
     select_images,
 )
 from salrank.data import Fixations
-from salrank.evaluate import gt_values, pred_values
-from salrank.metrics import evaluate
+from salrank.fosrnet.evaluate import gt_values, pred_values
+from salrank.metrics.ranking import evaluate
 
 SIZE = (100, 200)  # height, width
 
@@ -176,7 +176,7 @@ def test_describe_failures():
 
 
 def test_reference_objects():
-    from salrank.datasets import SceneSet
+    from salrank.data.scenes import SceneSet
     from salrank.gt import rank_objects
 
     pts = np.array([[5.0, 5.0], [6.0, 6.0], [60.0, 60.0]])

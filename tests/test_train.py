@@ -1,4 +1,4 @@
-"""FOSRNet training (salrank.train): targets, determinism, checkpoint-resume equivalence, learning."""
+"""FOSRNet training (salrank.fosrnet.train): targets, determinism, checkpoint-resume equivalence, learning."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from salrank.datasets import SceneSet
-from salrank.evaluate import evaluate_model, gt_values, pred_values
-from salrank.features import FeatureConfig, FeatureStore, load_backbone, load_psm
-from salrank.fosrnet import FOSRNetConfig
-from salrank.fosrnet_ext import ExtendedFOSRNet, ExtensionConfig, build_ranker
-from salrank.losses import IGNORE_INDEX
-from salrank.ranking_data import RankingSplit, prepare_split
-from salrank.train import SequenceDataset, Trainer, benchmark_head, epoch_seed, load_checkpoint, train_config
+from salrank.data.scenes import SceneSet
+from salrank.fosrnet.data import RankingSplit, prepare_split
+from salrank.fosrnet.evaluate import evaluate_model, gt_values, pred_values
+from salrank.fosrnet.extensions import ExtendedFOSRNet, ExtensionConfig, build_ranker
+from salrank.fosrnet.features import FeatureConfig, FeatureStore, load_backbone, load_psm
+from salrank.fosrnet.losses import IGNORE_INDEX
+from salrank.fosrnet.model import FOSRNetConfig
+from salrank.fosrnet.train import (
+    SequenceDataset,
+    Trainer,
+    benchmark_head,
+    epoch_seed,
+    load_checkpoint,
+    train_config,
+)
 
 SIZE = (96, 128)
 FEATURES = FeatureConfig(unisal_network_size=SIZE, crop_size=64)

@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from salrank.analysis.experiments import Experiment, ExperimentSetup, open_scene_set, run_experiment
 from salrank.analysis.transfer import apply_experiment, experiment_rankings
 from salrank.config import get_settings
 from salrank.data.synthsal import SynthSalConfig, generate_dataset
-from salrank.experiments import Experiment, ExperimentSetup, open_scene_set, run_experiment
-from salrank.features import FeatureConfig
+from salrank.fosrnet.features import FeatureConfig
 
 
 @pytest.fixture(scope="module")

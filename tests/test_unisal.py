@@ -365,7 +365,7 @@ def test_random_init_never_touches_files_or_network(monkeypatch):
 
 
 def test_benchmark_smoke():
-    from salrank.models.unisal_bench import benchmark
+    from salrank.bench.unisal import benchmark
 
     res = benchmark(batch_size=1, repeats=2, image_size=(48, 64), network_size=(64, 96), warmup=0)
     assert res["network_size"] == (64, 96)

@@ -1,4 +1,4 @@
-"""salrank.widgets: the GT explorer driven programmatically, ranked drawings and the gallery."""
+"""salrank.viz.widgets: the GT explorer driven programmatically, ranked drawings and the gallery."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from salrank.data import Fixations
-from salrank.datasets import SceneSet, open_dataset
+from salrank.data.scenes import SceneSet, open_dataset
 from salrank.gt import METHODS, count_points_in_boxes_loop, gamma_sensitivity, rank_objects
-from salrank.plots import rank_colors
-from salrank.widgets import GTExplorer, draw_ranked_boxes, gt_explorer, rank_labels, ranked_gallery
+from salrank.viz.plots import rank_colors
+from salrank.viz.widgets import GTExplorer, draw_ranked_boxes, gt_explorer, rank_labels, ranked_gallery
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,18 +1,18 @@
 """The paper's FOSRNet ablations as experiment grids, with the paper's reported numbers beside ours.
 
-* Table II (component ablation): the 7 rows of :data:`salrank.fosrnet.TABLE2_ROWS` (PSE, LF, GF,
+* Table II (component ablation): the 7 rows of :data:`salrank.fosrnet.model.TABLE2_ROWS` (PSE, LF, GF,
   PE, TEB, HA switches), :func:`run_table2` and :func:`table2_table`;
 * Table III-C (heads FC / GCN / ViT and the RA-SRGT threshold gamma), :func:`run_heads_gamma` and
   :func:`heads_table`, :func:`gamma_table`;
 * "Ours (Reg.)" vs the classification model (Sec. IV-C), :func:`run_reg_vs_cls` and
   :func:`reg_vs_cls_table`.
 
-Every ``run_*`` function runs (or reads from the cache) :func:`salrank.experiments.run_experiment`
+Every ``run_*`` function runs (or reads from the cache) :func:`salrank.analysis.experiments.run_experiment`
 for each design point and seed and returns the long table of
-:func:`salrank.experiments.run_experiments` with the design columns added; the ``*_table``
+:func:`salrank.analysis.experiments.run_experiments` with the design columns added; the ``*_table``
 functions average over seeds (mean, and the standard deviation when there are several) and put the
 paper's numbers beside ours. All numbers are test-set means over images (SRCC excludes images
-with constant GT, see :mod:`salrank.evaluate`).
+with constant GT, see :mod:`salrank.fosrnet.evaluate`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from salrank.analysis.experiments import Experiment, ExperimentSetup, run_experiments
 from salrank.config import Settings
-from salrank.experiments import Experiment, ExperimentSetup, run_experiments
-from salrank.fosrnet import TABLE2_ROWS
+from salrank.fosrnet.model import TABLE2_ROWS
 from salrank.gt import PAPER_GAMMAS
 
 __all__ = [

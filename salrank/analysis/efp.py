@@ -3,7 +3,7 @@
 An EFP model gives a saliency map per image; eq. 12 (:func:`salrank.gt.efp_ranks`) turns the
 map and the image's object boxes into ranks for a binarisation weight ``lambda``; these are
 compared per image with the RA-SRGT ranks (eq. 4-5) at a GT threshold ``gamma`` (SRCC and macro
-F1, :func:`salrank.metrics.evaluate`) and averaged over images, over a grid of ``lambda``.
+F1, :func:`salrank.metrics.ranking.evaluate`) and averaged over images, over a grid of ``lambda``.
 
 Maps are passed as mappings ``{image stem: (H, W) map}`` (any value scale; colour maps are
 greyed); these can be lazy (:class:`LazyMaps`), so a whole split never has to sit in memory:
@@ -24,7 +24,7 @@ Comparison protocol (``protocol``): ``"ranks"`` (default) uses the eq. 5 ranks a
 and 0 for rank 0 (``K`` = boxes in the image), so that higher = more salient for SRCC while the
 classes of the two sides coincide for F1. ``"classes"`` uses the official code's class labels
 instead (:func:`salrank.gt.class_labels` with ``group_size=None``: every box gets a distinct class
-by its position in ascending score, ties by the lower index), as :mod:`salrank.evaluate` does.
+by its position in ascending score, ties by the lower index), as :mod:`salrank.fosrnet.evaluate` does.
 Conventions: boxes ``[x1, y1, x2, y2]`` pixels of the original image, ``image_size = (height,
 width)``.
 """
@@ -40,7 +40,7 @@ import pandas as pd
 
 from salrank.gt import DEFAULT_BETA, PAPER_GAMMAS, class_labels, efp_ranks, rank_objects
 from salrank.gt.efp import efp_threshold, grey
-from salrank.metrics import NAN_POLICIES, evaluate
+from salrank.metrics.ranking import NAN_POLICIES, evaluate
 
 __all__ = [
     "FIG9_GAMMAS",
@@ -348,13 +348,13 @@ def efp_curves(
     Args:
         maps: ``{image stem: (H, W) or (H, W, 3) saliency map}``; a map whose size differs from
             the image's is resized bilinearly to it (boxes are in original-image pixels).
-        scene_set: a :class:`salrank.datasets.SceneSet` (fixations, boxes).
+        scene_set: a :class:`salrank.data.scenes.SceneSet` (fixations, boxes).
         gammas: RA-SRGT GT thresholds (eq. 4; ``beta`` fixed).
         lams: eq. 12 weights in ``(0, 1]`` (threshold = mean of the box means / lambda).
         model: the name put in the ``model`` column.
         stems: the images (default: every image of ``scene_set`` with at least one box).
         protocol: ``"ranks"`` or ``"classes"`` (see the module docstring).
-        nan_policy: :func:`salrank.metrics.evaluate`'s (``"exclude"``: images whose GT is
+        nan_policy: :func:`salrank.metrics.ranking.evaluate`'s (``"exclude"``: images whose GT is
             constant are left out of the SRCC mean and counted).
         normalise: eq. 12's box mean, ``"area"`` (the text) or ``"sqrt-area"`` (the formula).
         missing: ``"error"`` (a stem without a map raises ``KeyError``) or ``"skip"``.

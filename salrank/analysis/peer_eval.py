@@ -5,9 +5,9 @@ given boxes ``(K, 4)`` ``[x1, y1, x2, y2]`` of one image (int ``(K,)``, 1 = most
 every box ranked). :func:`evaluate_peer_ranking` gives each image's GT objects to the ranker and
 compares its ranks with the dataset's GT ranks (converted by :mod:`salrank.data.peers`):
 
-* SRCC and macro F1 over rank classes (the paper's protocol, :func:`salrank.metrics.evaluate`
-  on :func:`salrank.metrics.ranks_to_scores` of both sides), with ``nan_policy``;
-* box-level SA-SOR (:func:`salrank.metrics.mean_sa_sor`) with the ranked boxes as predictions.
+* SRCC and macro F1 over rank classes (the paper's protocol, :func:`salrank.metrics.ranking.evaluate`
+  on :func:`salrank.metrics.ranking.ranks_to_scores` of both sides), with ``nan_policy``;
+* box-level SA-SOR (:func:`salrank.metrics.ranking.mean_sa_sor`) with the ranked boxes as predictions.
   The ranker sees the GT boxes themselves, so every GT object is matched: this is the
   ranking-only part of SA-SOR, not the detection-plus-ranking figure the peers publish.
 
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from salrank.config import Settings, get_settings
 from salrank.data.peers import PeerDataset, PeerImage
-from salrank.metrics import evaluate, image_sa_sor, mean_sa_sor, per_image_metrics, ranks_to_scores
+from salrank.metrics.ranking import evaluate, image_sa_sor, mean_sa_sor, per_image_metrics, ranks_to_scores
 
 __all__ = [
     "Ranker",
@@ -69,7 +69,7 @@ def fosrnet_ranker(checkpoint: str | os.PathLike, settings: Settings | None = No
     ``pretrained=False`` builds random feature extractors (smoke tests). Missing pretrained files
     raise :class:`salrank.weights.WeightsNotFoundError`.
     """
-    from salrank.pipeline import RankingPipeline
+    from salrank.fosrnet.pipeline import RankingPipeline
 
     settings = settings or get_settings()
     pipeline = RankingPipeline.from_checkpoint(
@@ -119,7 +119,7 @@ def evaluate_peer_ranking(dataset: PeerDataset, ranker: Ranker = rank_by_area, *
     """Rank every image's GT objects with ``ranker`` and score them (module docstring).
 
     Returns ``(summary, per_image)``: ``summary`` has the keys of
-    :func:`salrank.metrics.evaluate` plus ``sa_sor``, ``sa_sor_n_excluded``, ``dataset``,
+    :func:`salrank.metrics.ranking.evaluate` plus ``sa_sor``, ``sa_sor_n_excluded``, ``dataset``,
     ``split``, ``objects``; ``per_image`` one row per image (``image``, ``n_objects``, ``srcc``,
     ``f1``, ``sa_sor``, ...).
     """
@@ -162,13 +162,13 @@ def paper_table1() -> pd.DataFrame:
 def evaluate_peer_rank_maps(dataset: PeerDataset, ranker: Ranker = rank_by_area, *, variant: str = "cvpr",
                             painting: str | None = None, progress: bool = True) -> dict:
     """Mask-level view of a ranker: its ranks of the GT objects (rank > 0) are painted on the GT
-    masks (:func:`salrank.metrics_peers.paint_rank_map`, the dataset's own painting unless
+    masks (:func:`salrank.metrics.peers.paint_rank_map`, the dataset's own painting unless
     ``painting`` is given) and compared with the GT rank map (the dataset's PNG when present,
     else painted from the GT ranks): SOR (``variant``) and MAE. The ranker sees GT masks, so
     this measures ranking only, not segmentation. Returns the keys of
-    :func:`salrank.metrics_peers.mean_sor` plus ``mae``, ``painting``, ``variant``.
+    :func:`salrank.metrics.peers.mean_sor` plus ``mae``, ``painting``, ``variant``.
     """
-    from salrank.metrics_peers import image_mae, image_sor, load_rank_map, mean_sor, paint_rank_map
+    from salrank.metrics.peers import image_mae, image_sor, load_rank_map, mean_sor, paint_rank_map
 
     painting = painting or dataset.name.lower()
     sors, maes = [], []

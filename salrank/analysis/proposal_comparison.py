@@ -95,7 +95,7 @@ def relabel_comparison(fixations: Mapping, proposal_sets: Mapping[str, Mapping],
     Spearman rho of the matched pairs' GT ranks, images with >= 2 pairs and non-constant ranks),
     ``same top-1`` (share of images whose reference rank-1 box is matched to the set's rank-1 box).
     """
-    from salrank.metrics import image_srcc, ranks_to_scores
+    from salrank.metrics.ranking import image_srcc, ranks_to_scores
 
     if reference not in proposal_sets:
         raise ValueError(f"reference {reference!r} is not one of the proposal sets {list(proposal_sets)}")

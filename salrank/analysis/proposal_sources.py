@@ -2,7 +2,7 @@
 
 The paper swaps FOSRNet's detector (EfficientDet) for Faster R-CNN, YOLOv5, DETR and Sparse R-CNN
 and finds the final ranking changes little (:data:`PAPER_TABLE6`). A *proposal source* is what
-:func:`salrank.ranking_data.dataset_proposals` accepts as ``detector``: ``"true"``, ``"oracle"``, a
+:func:`salrank.fosrnet.data.dataset_proposals` accepts as ``detector``: ``"true"``, ``"oracle"``, a
 detector name (its files ``$SALRANK_DATA/proposals/<name>_<train|val>.json``) or a COCO
 detection-results JSON path.
 
@@ -71,7 +71,7 @@ STANDIN_NOISE = {
 @dataclass(frozen=True)
 class ProposalSource:
     """One proposal source: ``label`` (tables), ``detector`` (the string given to
-    :class:`salrank.experiments.Experiment` / :func:`salrank.ranking_data.dataset_proposals`),
+    :class:`salrank.analysis.experiments.Experiment` / :func:`salrank.fosrnet.data.dataset_proposals`),
     ``description`` and the ``paper_name`` of the Table VI column it stands for (or ``None``)."""
 
     label: str
@@ -135,7 +135,7 @@ def synthsal_sources(settings=None, *, seed: int = 0, noise_levels: Mapping[str,
     (default :data:`STANDIN_NOISE`), written under ``$SALRANK_CACHE/proposals/oracle`` for the
     SynthSal ``splits``."""
     from salrank.config import cache_dir
-    from salrank.datasets import open_dataset
+    from salrank.data.scenes import open_dataset
 
     levels = STANDIN_NOISE if noise_levels is None else noise_levels
     sources = [

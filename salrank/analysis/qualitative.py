@@ -3,8 +3,8 @@ worst images by per-image SRCC, and the failure analysis (Fig. 14).
 
 An :class:`ImageRanking` is one image's proposals with the model's final ranks and the RA-SRGT
 ground truth. :func:`image_table` gives one row per image: the per-image metrics exactly as the
-dataset figures are computed (:func:`salrank.evaluate.pred_values` / :func:`~salrank.evaluate.gt_values`
-into :func:`salrank.metrics.per_image_metrics`) and descriptors of the image that may explain a
+dataset figures are computed (:func:`salrank.fosrnet.evaluate.pred_values` / :func:`~salrank.fosrnet.evaluate.gt_values`
+into :func:`salrank.metrics.ranking.per_image_metrics`) and descriptors of the image that may explain a
 failure. :func:`failure_flags` turns the descriptors into failure types (:data:`FAILURE_TYPES`),
 :func:`failure_summary` compares how often each occurs among the worst images and overall.
 :func:`select_images` picks the best / worst / a spread of images, :func:`prediction_panels` draws
@@ -94,7 +94,7 @@ def image_table(rankings: Sequence[ImageRanking], reference: Mapping[str, np.nda
                 reference_ranks: Mapping[str, np.ndarray] | None = None, *, iou_threshold: float = 0.5) -> pd.DataFrame:
     """One row per image (index = stem).
 
-    Metric columns (:func:`salrank.metrics.per_image_metrics`): ``srcc``, ``f1``, ``acc_top1``,
+    Metric columns (:func:`salrank.metrics.ranking.per_image_metrics`): ``srcc``, ``f1``, ``acc_top1``,
     ``constant_gt`` (SRCC undefined). Descriptors: ``n_proposals``; ``n_salient`` (proposals with
     fixations); ``smallest_area`` and ``top_gt_area`` (area / image area of the smallest proposal and
     of the GT rank-1 proposal); ``top_gap`` (relative gap of the two largest RA-SRGT scores, NaN with
@@ -105,8 +105,8 @@ def image_table(rankings: Sequence[ImageRanking], reference: Mapping[str, np.nda
     ``reference_ranks`` (their RA-SRGT ranks) also ``n_missed_salient`` (missed objects with rank > 0).
     """
     from salrank.analysis.proposal_comparison import match_one_to_one
-    from salrank.evaluate import gt_values, pred_values
-    from salrank.metrics import per_image_metrics
+    from salrank.fosrnet.evaluate import gt_values, pred_values
+    from salrank.metrics.ranking import per_image_metrics
 
     rankings = list(rankings)
     stems = [r.stem for r in rankings]
@@ -232,9 +232,9 @@ def describe_failures(summary: pd.DataFrame, n_worst: int) -> str:
 def reference_objects(scene_set, stems: Sequence[str], gamma: float = 0.2,
                       beta: float = 0.5) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
     """``(boxes, ranks)`` of ``scene_set``'s reference objects of ``stems``: their boxes ``{stem: (K, 4)}``
-    and RA-SRGT ranks from the image's fixations (:func:`salrank.ranking_data.ground_truth`), or
+    and RA-SRGT ranks from the image's fixations (:func:`salrank.fosrnet.data.ground_truth`), or
     ``None`` when the scene set has no reference boxes (SALICON: its boxes are detector proposals)."""
-    from salrank.ranking_data import ground_truth
+    from salrank.fosrnet.data import ground_truth
 
     if not scene_set.boxes:
         return None
@@ -251,11 +251,11 @@ def prediction_panels(rankings: Sequence[ImageRanking], image_of: Callable[[str]
                       fixations: Mapping | None = None, panel_width: float = 3.6,
                       titles: tuple[str, str, str] = ("image", "GT (RA-SRGT)", "predicted")) -> Figure:
     """A figure with one row per image: [the image,] its proposals labelled with the GT ranks, and
-    with the predicted ranks (:func:`salrank.widgets.draw_ranked_boxes`: ``#1`` = most salient,
+    with the predicted ranks (:func:`salrank.viz.widgets.draw_ranked_boxes`: ``#1`` = most salient,
     ``-`` = no fixation). ``image_of(stem)`` returns the RGB image; ``row_labels`` are written left
     of each row; ``fixations`` ``{stem: Fixations}`` adds the fixation points to the GT panel.
     Returns a :class:`matplotlib.figure.Figure` (no pyplot state)."""
-    from salrank.widgets import draw_ranked_boxes
+    from salrank.viz.widgets import draw_ranked_boxes
 
     rankings = list(rankings)
     if not rankings:

@@ -4,7 +4,7 @@ The paper retrains two segmentation-based rankers (ASSR and ILRSR-GR) on ground 
 instance masks' rank brightness is shuffled, and finds the same scores (:func:`paper_table3a`): the
 masks' rank order barely matters to them, so (the paper argues) instance segmentation as an
 auxiliary task adds little. FOSRNet has no masks; its analogue
-(:attr:`salrank.experiments.Experiment.shuffle_gt`) permutes the RA-SRGT labels among each training
+(:attr:`salrank.analysis.experiments.Experiment.shuffle_gt`) permutes the RA-SRGT labels among each training
 and validation image's proposals and tests on the real labels: a control of whether the ranker
 learns from the ranking labels at all. :func:`real_vs_shuffled_table` lays our runs out beside the
 paper's rows.
@@ -34,7 +34,7 @@ def real_vs_shuffled_table(real: dict, shuffled: dict, *, label: str = "FOSRNet 
     """The Table III-A layout: the paper's rows (``with_paper``: ASSR and ILRSR-GR, then FOSRNet's
     real-GT result from Table II, shuffled = NaN) and ``label``'s row from the test metrics of the
     real-GT and the shuffled-GT experiments (dicts with ``srcc`` and ``f1``, e.g.
-    :attr:`~salrank.experiments.ExperimentResult.metrics`). A last column ``SRCC drop`` = real -
+    :attr:`~salrank.analysis.experiments.ExperimentResult.metrics`). A last column ``SRCC drop`` = real -
     shuffled SRCC."""
     for name, m in (("real", real), ("shuffled", shuffled)):
         missing = {"srcc", "f1"} - set(m)

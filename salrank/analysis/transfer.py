@@ -5,10 +5,10 @@ on SynthSal (out of domain, Fig. 10), and the paper's reading of Table VI, where
 trained once and then fed the offline proposals of other detectors.
 
 :func:`apply_experiment` prepares ``scene_set`` with the proposals of each given source exactly as
-:func:`salrank.experiments.run_experiment` prepares its test split (same feature extractors,
+:func:`salrank.analysis.experiments.run_experiment` prepares its test split (same feature extractors,
 feature settings, ``top_n``, proposal seed; RA-SRGT labels with the experiment's ``gamma`` and
 ``beta``; features cached), runs the experiment's best checkpoint and evaluates it
-(:func:`salrank.evaluate.evaluate_ranks`). With the experiment's own source and test images it
+(:func:`salrank.fosrnet.evaluate.evaluate_ranks`). With the experiment's own source and test images it
 reproduces the experiment's test predictions. Boxes are ``[x1, y1, x2, y2]`` pixels.
 """
 
@@ -25,7 +25,7 @@ __all__ = ["AppliedRanking", "apply_experiment", "experiment_rankings"]
 @dataclass
 class AppliedRanking:
     """The result of one proposal source: ``rankings`` (one :class:`ImageRanking` per image, in
-    the images' stem order), ``metrics`` (:func:`salrank.evaluate.evaluate_ranks`), ``detector``
+    the images' stem order), ``metrics`` (:func:`salrank.fosrnet.evaluate.evaluate_ranks`), ``detector``
     (the proposal source), ``dataset``/``split`` (the scene set's)."""
 
     detector: str
@@ -36,11 +36,11 @@ class AppliedRanking:
 
 
 def experiment_rankings(result, scene_set=None, settings=None) -> list[ImageRanking]:
-    """The test predictions of an :class:`~salrank.experiments.ExperimentResult` as
+    """The test predictions of an :class:`~salrank.analysis.experiments.ExperimentResult` as
     :class:`ImageRanking` objects (image sizes from ``scene_set``, default: the result's test
-    split via :func:`salrank.experiments.open_scene_set`)."""
+    split via :func:`salrank.analysis.experiments.open_scene_set`)."""
     if scene_set is None:
-        from salrank.experiments import open_scene_set
+        from salrank.analysis.experiments import open_scene_set
 
         scene_set = open_scene_set(result.dataset, result.split, settings)
     out = []
@@ -56,15 +56,15 @@ def experiment_rankings(result, scene_set=None, settings=None) -> list[ImageRank
 def apply_experiment(result, scene_set, detectors: Sequence[str] = ("true",), *, settings=None, setup=None,
                      limit: int | None = None, progress: bool = False, log=None) -> dict[str, AppliedRanking]:
     """Rank ``scene_set``'s images (its first ``limit``) with ``result``'s trained model, once per
-    proposal source in ``detectors`` (see :func:`salrank.ranking_data.dataset_proposals`;
-    ``"true"`` = the scene set's own boxes). ``setup``: the :class:`~salrank.experiments.ExperimentSetup`
-    the experiment ran on (default :func:`~salrank.experiments.profile_setup`); its extractors and
+    proposal source in ``detectors`` (see :func:`salrank.fosrnet.data.dataset_proposals`;
+    ``"true"`` = the scene set's own boxes). ``setup``: the :class:`~salrank.analysis.experiments.ExperimentSetup`
+    the experiment ran on (default :func:`~salrank.analysis.experiments.profile_setup`); its extractors and
     feature settings are used; ``log`` (e.g. ``print``) receives the extractors' notes (random
     weights). Returns ``{detector: AppliedRanking}``."""
+    from salrank.analysis.experiments import experiment_key, load_extractors, profile_setup
     from salrank.config import get_settings
-    from salrank.evaluate import evaluate_ranks
-    from salrank.experiments import experiment_key, load_extractors, profile_setup
-    from salrank.ranking_data import prepare_split
+    from salrank.fosrnet.data import prepare_split
+    from salrank.fosrnet.evaluate import evaluate_ranks
 
     settings = settings or get_settings()
     setup = setup or profile_setup(settings)

@@ -20,7 +20,7 @@ from salrank.commands.train import add_data_arguments, build_split, load_extract
 
 
 def register(subparsers) -> None:
-    from salrank.metrics import NAN_POLICIES
+    from salrank.metrics.ranking import NAN_POLICIES
 
     p = subparsers.add_parser("eval", help="evaluate a FOSRNet checkpoint on a dataset split",
                               description=__doc__.split("\n\n")[0])
@@ -34,17 +34,17 @@ def register(subparsers) -> None:
 
 
 def _seed(weights_id) -> int:
-    from salrank.pipeline import _weights_seed
+    from salrank.fosrnet.pipeline import _weights_seed
 
     return _weights_seed(weights_id) or 0
 
 
 def run(args) -> int:
     from salrank.config import get_settings
-    from salrank.evaluate import evaluate_model
-    from salrank.features import FeatureConfig
+    from salrank.fosrnet.evaluate import evaluate_model
+    from salrank.fosrnet.features import FeatureConfig
+    from salrank.fosrnet.train import load_checkpoint
     from salrank.io import atomic_write_json
-    from salrank.train import load_checkpoint
 
     try:
         model, ckpt = load_checkpoint(args.checkpoint)

@@ -35,8 +35,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from salrank.fosrnet.pipeline import RankingPipeline, draw_ranking
     from salrank.io import atomic_write_json
-    from salrank.pipeline import RankingPipeline, draw_ranking
     from salrank.weights import WeightsNotFoundError
 
     missing = [str(p) for p in args.images if not p.is_file()]

@@ -55,8 +55,8 @@ def add_data_arguments(p) -> None:
 
 
 def register(subparsers) -> None:
-    from salrank.heads import list_heads
-    from salrank.train import PRESETS
+    from salrank.fosrnet.heads import list_heads
+    from salrank.fosrnet.train import PRESETS
 
     p = subparsers.add_parser("train", help="train FOSRNet on cached features (resumable)",
                               description=__doc__.split("\n\n")[0])
@@ -73,16 +73,16 @@ def register(subparsers) -> None:
     t.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-normalize", action="store_true",
-                   help="do not standardise the features (salrank.fosrnet_ext; on by default)")
-    t.add_argument("--geometry", action="store_true", help="also feed box size (salrank.fosrnet_ext)")
+                   help="do not standardise the features (salrank.fosrnet.extensions; on by default)")
+    t.add_argument("--geometry", action="store_true", help="also feed box size (salrank.fosrnet.extensions)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics.jsonl)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(func=run)
 
 
 def resolve_defaults(args, settings) -> None:
-    """Fill profile-dependent defaults into ``args`` (:func:`salrank.experiments.profile_defaults`)."""
-    from salrank.experiments import profile_defaults
+    """Fill profile-dependent defaults into ``args`` (:func:`salrank.analysis.experiments.profile_defaults`)."""
+    from salrank.analysis.experiments import profile_defaults
 
     d = profile_defaults(settings.profile, args.dataset)
     args.dataset = d["dataset"]
@@ -94,7 +94,7 @@ def resolve_defaults(args, settings) -> None:
 def load_extractors(args, log=print, backbone: str | None = None, unisal_seed: int = 0, backbone_seed: int = 0,
                     pretrained: str | None = None):
     """(unisal, backbone) per ``--pretrained``; ``auto`` falls back to seeded random weights, reported."""
-    from salrank.experiments import load_extractors as load
+    from salrank.analysis.experiments import load_extractors as load
     from salrank.weights import WeightsNotFoundError
 
     try:
@@ -105,7 +105,7 @@ def load_extractors(args, log=print, backbone: str | None = None, unisal_seed: i
 
 
 def open_scene_set(args, split: str, settings):
-    from salrank.experiments import open_scene_set as open_set
+    from salrank.analysis.experiments import open_scene_set as open_set
 
     try:
         return open_set(args.dataset, split, settings, synthsal_root=args.synthsal_root)
@@ -114,9 +114,9 @@ def open_scene_set(args, split: str, settings):
 
 
 def build_split(args, split: str, unisal, backbone, settings, config=None, log=print):
-    """A :class:`~salrank.ranking_data.RankingSplit` of ``split`` from the arguments."""
-    from salrank.features import FeatureConfig
-    from salrank.ranking_data import prepare_split
+    """A :class:`~salrank.fosrnet.data.RankingSplit` of ``split`` from the arguments."""
+    from salrank.fosrnet.data import prepare_split
+    from salrank.fosrnet.features import FeatureConfig
 
     scene_set = open_scene_set(args, split, settings)
     if config is None:
@@ -134,9 +134,9 @@ def build_split(args, split: str, unisal, backbone, settings, config=None, log=p
 
 def run(args) -> int:
     from salrank.config import get_settings
-    from salrank.fosrnet import FOSRNetConfig
-    from salrank.fosrnet_ext import ExtensionConfig
-    from salrank.train import Trainer, train_config
+    from salrank.fosrnet.extensions import ExtensionConfig
+    from salrank.fosrnet.model import FOSRNetConfig
+    from salrank.fosrnet.train import Trainer, train_config
 
     settings = get_settings()
     resolve_defaults(args, settings)

@@ -525,10 +525,10 @@ def make_demo_tree(directory: str | os.PathLike, *, n_images: int = 3, image_siz
     polygons and compressed RLE (IRSR also has one uncompressed RLE); ASSR marks at most five
     objects salient (values 1.0 ... 0.6, the rest 0.5 or 0), IRSR ranks every object
     (0 = least salient). Rank maps are painted as each dataset does
-    (:func:`salrank.metrics_peers.paint_rank_map`). Deterministic for a given ``seed``.
+    (:func:`salrank.metrics.peers.paint_rank_map`). Deterministic for a given ``seed``.
     Returns ``{"ASSR": root, "IRSR": root}``.
     """
-    from salrank.metrics_peers import paint_rank_map
+    from salrank.metrics.peers import paint_rank_map
 
     directory = Path(directory)
     rng = np.random.default_rng(seed)

@@ -9,14 +9,13 @@ Conventions: points ``(x, y)`` 0-based pixels; boxes ``[x1, y1, x2, y2]`` pixels
 * :func:`discrepancy_offsets`: eq. 13 sweeps over gamma and beta (Fig. 11-B/C);
 * :func:`efp_ranks`: ranks from an eye-fixation-prediction saliency map (eq. 12, Fig. 9);
 * :func:`class_labels`: the official code's labels within a 5-proposal group;
-* :func:`count_points_in_boxes`: exact fast half-open counting; :func:`benchmark`: its speed;
+* :func:`count_points_in_boxes`: exact fast half-open counting (its speed: :mod:`salrank.bench.gt`);
 * :func:`method_rankings`, :func:`rank_agreement`, :func:`offset_sweeps`: method comparisons and
   parameter sweeps over scene sets (:mod:`salrank.gt.sweeps`, used by the book pages).
 """
 
 from __future__ import annotations
 
-from salrank.gt.benchmark import benchmark, synthetic_dataset
 from salrank.gt.counting import count_points_in_boxes, count_points_in_boxes_batch, count_points_in_boxes_loop
 from salrank.gt.dataset import COLUMNS, DatasetCounts, count_dataset, relabel_dataset
 from salrank.gt.discrepancy import DEFAULT_GRID, discrepancy_offsets, offsets_from_counts
@@ -60,7 +59,6 @@ __all__ = [
     "SALIENCE",
     "DatasetCounts",
     "agreement_summary",
-    "benchmark",
     "class_labels",
     "count_dataset",
     "count_points_in_boxes",
@@ -82,5 +80,4 @@ __all__ = [
     "salience_order",
     "scenes_with_boxes",
     "score_objects",
-    "synthetic_dataset",
 ]

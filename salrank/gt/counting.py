@@ -57,7 +57,7 @@ def _count(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def count_points_in_boxes_loop(points, boxes) -> np.ndarray:
     """Reference implementation of :func:`count_points_in_boxes`: a plain loop over the points
-    (and, for each point, over the boxes). Slow; used by tests and :mod:`salrank.gt.benchmark`."""
+    (and, for each point, over the boxes). Slow; used by tests and :mod:`salrank.bench.gt`."""
     pts = as_points(points).tolist()
     bxs = as_boxes(boxes).tolist()
     counts = [0] * len(bxs)

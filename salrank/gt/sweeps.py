@@ -2,7 +2,7 @@
 
 * :func:`image_rank_table`: one image's boxes with fixation counts, scores and ranks (a table);
 * :func:`method_rankings`: every method's ranks for every image of a
-  :class:`~salrank.datasets.SceneSet` (one fixation map per image, shared by the map methods);
+  :class:`~salrank.data.scenes.SceneSet` (one fixation map per image, shared by the map methods);
 * :func:`rank_agreement` / :func:`agreement_summary`: per-image Spearman rho between each
   method's order and a reference (a method, e.g. RA-SRGT, or SynthSal's planted salience);
 * :func:`offset_sweeps`: eq. 13 gamma and beta sweeps (Fig. 11-B and its beta proxy) of several
@@ -101,7 +101,7 @@ def image_rank_table(points, boxes, image_size, method: str = "ra-srgt", gamma: 
 
 
 def scenes_with_boxes(scene_set, n: int | None = None, seed: int = 0):
-    """The :class:`~salrank.datasets.SceneSet` restricted to its images with at least one box;
+    """The :class:`~salrank.data.scenes.SceneSet` restricted to its images with at least one box;
     with ``n``, a random ``n`` of them (``numpy`` generator seeded with ``seed``; kept in sorted
     stem order). Raises :class:`ValueError` when no image has a box."""
     stems = [s for s in scene_set.stems if len(scene_set.boxes_of(s))]
@@ -122,7 +122,7 @@ def method_rankings(scene_set, *, methods: Sequence[str] = METHODS, gamma: float
                     progress: bool = False) -> pd.DataFrame:
     """Every method's scores and ranks for every box of a scene set, as one tidy table.
 
-    ``scene_set``: a :class:`~salrank.datasets.SceneSet` (images without boxes are skipped);
+    ``scene_set``: a :class:`~salrank.data.scenes.SceneSet` (images without boxes are skipped);
     ``stems``: a subset (default: all, sorted). The fixation map of an image (``sigma`` pixels)
     is built once and shared by the map methods; ``threshold`` is eq. 3's. Each image's result
     equals :func:`salrank.gt.rank_objects` with the same arguments.

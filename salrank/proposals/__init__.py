@@ -11,7 +11,6 @@ detectors, YOLO and DETR as extras, the SynthSal oracle).
 
 from __future__ import annotations
 
-from salrank.proposals.benchmark import benchmark_detector
 from salrank.proposals.coverage import DEFAULT_IOU_THRESHOLDS, coverage_rate
 from salrank.proposals.filtering import DEFAULTS as FILTER_DEFAULTS
 from salrank.proposals.filtering import FilterResult, filter_proposals
@@ -43,5 +42,4 @@ __all__ = [
     "read_proposals",
     "images_in_dir",
     "sidecar_path",
-    "benchmark_detector",
 ]

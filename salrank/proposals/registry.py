@@ -235,7 +235,7 @@ for _d, _size in _EFFDET_SIZES.items():
     register_detector(
         DetectorInfo(
             name=f"efficientdet_d{_d}",
-            module="salrank.proposals.effdet_backend",
+            module="salrank.proposals.backends.effdet",
             factory="EfficientDetDetector",
             description=f"EfficientDet-D{_d} (effdet tf_efficientdet_d{_d}, COCO; the paper's detector family)",
             weights=f"tf_efficientdet_d{_d}.coco",
@@ -260,7 +260,7 @@ for _name, _desc in _TORCHVISION.items():
     register_detector(
         DetectorInfo(
             name=_name,
-            module="salrank.proposals.torchvision_backend",
+            module="salrank.proposals.backends.torchvision",
             factory="TorchvisionDetector",
             description=_desc,
             weights=f"{_name}.tv_coco",
@@ -272,7 +272,7 @@ for _name, _desc in _TORCHVISION.items():
 register_detector(
     DetectorInfo(
         name="yolov5su",
-        module="salrank.proposals.extras",
+        module="salrank.proposals.backends.extras",
         factory="YoloDetector",
         description="YOLOv5s (ultralytics 'u' variant, COCO); needs the 'extras' extra (ultralytics)",
         weights="yolov5su.ultralytics",
@@ -284,7 +284,7 @@ register_detector(
 register_detector(
     DetectorInfo(
         name="detr_resnet50",
-        module="salrank.proposals.extras",
+        module="salrank.proposals.backends.extras",
         factory="DetrDetector",
         description="DETR ResNet-50 (facebook/detr-resnet-50, COCO); needs the 'extras' extra (transformers)",
         extra="extras",
@@ -294,7 +294,7 @@ register_detector(
 register_detector(
     DetectorInfo(
         name="oracle",
-        module="salrank.proposals.oracle",
+        module="salrank.proposals.backends.oracle",
         factory="OracleDetector",
         description="SynthSal noisy oracle: true boxes with jitter, misses and false positives (no weights)",
     ),

@@ -1,0 +1,213 @@
+"""FOSRNet (paper Sec. III-C): per-proposal features -> ranking head -> ECS -> ACB ranks.
+
+Feature extraction happens elsewhere; this module starts from per-proposal tensors:
+
+=============  ============  =================================================================
+key            shape         meaning
+=============  ============  =================================================================
+``local``      (..., 192)    UNISAL decoder feature ROI-aligned on the box, average pooled
+``global``     (..., 192)    same on the box enlarged 1.5x about its centre
+``appearance`` (..., D_r)    PSE appearance feature (2048 for ResNet101, 512 for ResNet18)
+``centers``    (..., 2)      box centre ``(x, y)`` divided by the image ``(width, height)``
+``boxes``      (n, 4)        optional, ``predict_ranks`` only: ``[x1, y1, x2, y2]`` pixels,
+                             the ACB geometry (without it the normalised centres are used)
+``mask``       (B, k)        bool, True = dummy slot (forward only; optional)
+=============  ============  =================================================================
+
+The embedding F_p = concat(local, global, PE(centers), appearance) (576 + D_r dims with every
+part on), where PE is a learnable 1x1 convolution on the centre coordinates, implemented as
+the equivalent ``nn.Linear(2 -> 192)``. Switches drop parts for the Table II ablation:
+``use_pse`` (appearance), ``use_local``, ``use_global``, ``use_pe``, ``use_transformer``
+(False -> the ``fc`` head), ``use_hungarian`` (False -> per-proposal argmax at inference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from salrank.fosrnet.acb import circulative_sequences_batched, rank_sequences_batched
+from salrank.fosrnet.ecs import COSTS
+from salrank.fosrnet.heads import create_head
+
+#: Table II of the paper: row -> switches (the remaining ones are True).
+TABLE2_ROWS: dict[int, dict[str, bool]] = {
+    1: dict(use_pse=True, use_local=False, use_global=False, use_pe=False, use_transformer=False, use_hungarian=False),
+    2: dict(use_pse=False, use_local=True, use_global=False, use_pe=False, use_transformer=False, use_hungarian=False),
+    3: dict(use_pse=False, use_local=True, use_global=True, use_pe=False, use_transformer=False, use_hungarian=False),
+    4: dict(use_pse=True, use_local=True, use_global=True, use_pe=False, use_transformer=False, use_hungarian=False),
+    5: dict(use_pse=True, use_local=True, use_global=True, use_pe=True, use_transformer=False, use_hungarian=False),
+    6: dict(use_pse=True, use_local=True, use_global=True, use_pe=True, use_transformer=True, use_hungarian=False),
+    7: dict(use_pse=True, use_local=True, use_global=True, use_pe=True, use_transformer=True, use_hungarian=True),
+}
+
+
+@dataclass(frozen=True)
+class FOSRNetConfig:
+    """FOSRNet hyper-parameters and ablation switches (defaults = the paper's full model)."""
+
+    unisal_dim: int = 192
+    appearance_dim: int = 2048
+    pe_dim: int = 192
+    k: int = 5
+    num_classes: int = 5
+    head: str = "vit"
+    head_kwargs: dict = field(default_factory=dict)
+    use_pse: bool = True
+    use_local: bool = True
+    use_global: bool = True
+    use_pe: bool = True
+    use_transformer: bool = True
+    use_hungarian: bool = True
+    cost: str = "log-softmax"
+
+    def __post_init__(self):
+        if self.cost not in COSTS:
+            raise ValueError(f"FOSRNetConfig.cost: unknown {self.cost!r}; expected one of {COSTS}")
+        if not any((self.use_pse, self.use_local, self.use_global, self.use_pe)):
+            raise ValueError("FOSRNetConfig: at least one of use_pse/use_local/use_global/use_pe must be True")
+
+    @property
+    def head_name(self) -> str:
+        """The head actually built: ``head``, or ``"fc"`` when ``use_transformer`` is False."""
+        return self.head if self.use_transformer else "fc"
+
+    @property
+    def in_dim(self) -> int:
+        """Width of F_p for the enabled parts."""
+        return (self.unisal_dim * (int(self.use_local) + int(self.use_global))
+                + self.pe_dim * int(self.use_pe) + self.appearance_dim * int(self.use_pse))
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        keys = [("local", self.use_local), ("global", self.use_global), ("centers", self.use_pe),
+                ("appearance", self.use_pse)]
+        return tuple(name for name, on in keys if on)
+
+    @classmethod
+    def table2(cls, row: int, **kw) -> FOSRNetConfig:
+        """The configuration of Table II row ``row`` (1-7), with further overrides."""
+        if row not in TABLE2_ROWS:
+            raise ValueError(f"row: expected one of {sorted(TABLE2_ROWS)}, got {row}")
+        return cls(**{**TABLE2_ROWS[row], **kw})
+
+
+class FOSRNet(nn.Module):
+    """Per-proposal features -> F_p -> ranking head. See the module doc for inputs."""
+
+    def __init__(self, config: FOSRNetConfig | None = None):
+        super().__init__()
+        self.config = config or FOSRNetConfig()
+        c = self.config
+        self.pe = nn.Linear(2, c.pe_dim) if c.use_pe else None
+        self.head = create_head(c.head_name, in_dim=c.in_dim, k=c.k, num_classes=c.num_classes, **c.head_kwargs)
+
+    @property
+    def output_kind(self) -> str:
+        """``"classes"`` ((B, k, C) logits) or ``"score"`` ((B, k) scores)."""
+        return getattr(self.head, "output_kind", "classes")
+
+    def _get(self, features: Mapping, key: str, dim: int | None, where: str) -> Tensor:
+        if key not in features or features[key] is None:
+            raise KeyError(f"{where}: missing feature {key!r} (needed: {', '.join(self.config.required_keys)})")
+        x = features[key]
+        device = next(self.parameters()).device
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32, device=device)
+        if dim is not None and x.ndim == 1 and x.numel() == 0:
+            x = x.reshape(0, dim)  # an image without proposals
+        if dim is not None and x.shape[-1] != dim:
+            raise ValueError(f"{where}: feature {key!r} has last dimension {x.shape[-1]}, expected {dim}")
+        return x
+
+    def embed(self, features: Mapping, where: str = "features") -> Tensor:
+        """F_p of every proposal: (..., in_dim) from the enabled parts (see module doc)."""
+        c = self.config
+        parts = []
+        if c.use_local:
+            parts.append(self._get(features, "local", c.unisal_dim, where))
+        if c.use_global:
+            parts.append(self._get(features, "global", c.unisal_dim, where))
+        if c.use_pe:
+            parts.append(self.pe(self._get(features, "centers", 2, where)))
+        if c.use_pse:
+            parts.append(self._get(features, "appearance", c.appearance_dim, where))
+        lead = {tuple(p.shape[:-1]) for p in parts}
+        if len(lead) != 1:
+            raise ValueError(f"{where}: features disagree on leading shape: {sorted(lead)}")
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, features: Mapping, mask: Tensor | None = None) -> Tensor:
+        """Head output for a batch of sequences: features (B, k, ...) -> (B, k, C) logits or (B, k).
+
+        ``mask`` (B, k) True = dummy (may also be given as ``features["mask"]``).
+        """
+        if mask is None:
+            mask = features.get("mask")
+        x = self.embed(features)
+        if x.ndim != 3:
+            raise ValueError(f"features: expected (B, k, C) tensors, got leading shape {tuple(x.shape[:-1])}")
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.bool, device=x.device)
+        return self.head(x, mask)
+
+    def _image_geometry(self, features: Mapping, i: int, n: int) -> np.ndarray:
+        for key in ("boxes", "centers"):
+            if features.get(key) is not None:
+                g = features[key]
+                g = np.asarray(g.detach().cpu() if isinstance(g, Tensor) else g, dtype=np.float64)
+                if len(g) != n:
+                    raise ValueError(f"image {i}: {key!r} has {len(g)} rows, features have {n}")
+                return g
+        raise KeyError(f"image {i}: predict_ranks needs 'boxes' or 'centers' for the ACB order")
+
+    @torch.no_grad()
+    def predict_ranks(self, images: Mapping | Sequence[Mapping], max_sequences: int | None = None):
+        """Final ranks (1 = most salient .. n) of every image's proposals.
+
+        ``images``: one per-image feature dict with (n, ...) arrays (see module doc), or a list of
+        them. All ACB sequences of all images go through the head in one forward (or in chunks of
+        ``max_sequences``), then batched ECS (or argmax without ``use_hungarian``; score order for
+        the ``reg`` head) and ACB vote aggregation. Returns an (n,) int64 array per image (a list
+        for a list input); n = 0 gives an empty array.
+        """
+        single = isinstance(images, Mapping)
+        items = [images] if single else list(images)
+        tokens, geometry = [], []
+        for i, feats in enumerate(items):
+            if not isinstance(feats, Mapping):
+                raise TypeError(f"image {i}: expected a dict of per-proposal features, got {type(feats).__name__}")
+            x = self.embed(feats, where=f"image {i}")
+            if x.ndim != 2:
+                raise ValueError(f"image {i}: expected (n, C) features, got leading shape {tuple(x.shape[:-1])}")
+            tokens.append(x)
+            geometry.append(self._image_geometry(feats, i, len(x)))
+        batch = circulative_sequences_batched(geometry, self.config.k)
+        was_training = self.training
+        self.eval()
+        try:
+            all_tokens = torch.cat(tokens) if tokens else torch.zeros(0, self.config.in_dim)
+            _, ranks = rank_sequences_batched(
+                self.head, all_tokens, batch, cost=self.config.cost,
+                use_hungarian=self.config.use_hungarian, max_sequences=max_sequences,
+            )
+        finally:
+            self.train(was_training)
+        per_image = batch.split(ranks)
+        return per_image[0] if single else per_image
+
+
+def create_fosrnet(config: FOSRNetConfig | None = None, **kw) -> FOSRNet:
+    """Build FOSRNet from a config and/or keyword overrides of :class:`FOSRNetConfig` fields."""
+    known = {f.name for f in fields(FOSRNetConfig)}
+    unknown = sorted(set(kw) - known)
+    if unknown:
+        raise TypeError(f"create_fosrnet: unknown options {unknown}; known: {sorted(known)}")
+    config = replace(config, **kw) if config is not None else FOSRNetConfig(**kw)
+    return FOSRNet(config)
+
+
+__all__ = ["FOSRNet", "FOSRNetConfig", "TABLE2_ROWS", "create_fosrnet"]
