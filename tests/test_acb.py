@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from salrank.fosrnet.acb import (
     aggregate_sequence_classes,
     aggregate_sequence_classes_batched,
-    benchmark_acb,
     circulative_order,
     circulative_sequences,
     circulative_sequences_batched,
@@ -134,10 +133,3 @@ def test_loop_and_batched_ranking_agree():
     for idx, b, v, r in zip(batch.split(np.arange(22)), boxes, batch.split(votes), batch.split(ranks), strict=True):
         v1, r1 = rank_sequences_loop(head, tokens[idx], b)
         assert np.allclose(v, v1) and np.array_equal(r, r1)
-
-
-def test_benchmark_runs_and_compares_equal_ranks():
-    out = benchmark_acb(n=7, head="fc", in_dim=8, repeats=1)
-    assert out["n_sequences"] == 7 and out["same_ranks"] is True
-    assert out["loop_s"] > 0 and out["batched_s"] > 0
-    assert out["speedup"] == pytest.approx(out["loop_s"] / out["batched_s"])

@@ -1,31 +1,42 @@
-"""The benchmark harness (salrank.bench.suite, ``salrank bench``): record schema, ratios, targets, CLI.
+"""The benchmark suite (salrank.bench, ``salrank bench``): timing, random inputs, record schema,
+ratios, targets, records, CLI.
 
 Timings are injected (fake benchmarks with known samples), so nothing here depends on the speed of
-the machine; the real benchmarks run only where they are cheap (fixation loading, ACB).
+the machine; the real measurements run only at tiny sizes (fixation loading, ACB, head, training).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from salrank.bench import suite as bench
-from salrank.bench.suite import (
+import salrank.bench
+from salrank import paper
+from salrank.bench import records as rec
+from salrank.bench.core import (
+    BenchConfig,
     Benchmark,
     Measurement,
     StageClock,
-    compute_ratios,
-    evaluate_targets,
-    format_summary,
-    load_records,
+    random_boxes,
+    random_features,
+    random_ranking_split,
     resolve_amp,
-    run_suite,
+    stopwatch,
     summarize,
+    time_calls,
 )
+from salrank.bench.records import SCHEMA, format_summary, load_records
+from salrank.bench.stages import STAGE_LABELS, bench_acb, bench_head, bench_training, forward_flops
+from salrank.bench.suite import BENCHMARKS, run_suite
+from salrank.bench.targets import TARGETS, Ratio, compute_ratios, evaluate_targets
 from salrank.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,15 +56,67 @@ def test_summarize_rejects_empty_and_non_finite(bad):
         summarize(bad)
 
 
-def test_measurement_validation():
+def test_measurement_validation_and_entry():
     with pytest.raises(ValueError, match="better"):
         Measurement("x", "m", "s", [1.0], better="faster")
-    with pytest.raises(ValueError, match="samples or a summary"):
-        Measurement("x", "m", "s")
-    m = Measurement.from_summary("x", "m", "images/s", median=2.0, minimum=1.0, maximum=3.0, iqr=0.5, repeats=4)
+    with pytest.raises(ValueError, match="no samples"):
+        Measurement("x", "m", "s", [])
+    m = Measurement("x", "m", "images/s", np.array([3.0, 1.0, 2.0, 4.0]), details={"n": 1})
     entry = m.to_dict("b")
-    assert entry["median"] == 2.0 and entry["repeats"] == 4 and entry["samples"] is None
-    assert entry["spread"] == {"q1": None, "q3": None, "iqr": 0.5, "min": 1.0, "max": 3.0}
+    assert entry["median"] == 2.5 and entry["repeats"] == 4 and entry["samples"] == [3.0, 1.0, 2.0, 4.0]
+    assert entry["spread"] == {"q1": 1.75, "q3": 3.25, "iqr": 1.5, "min": 1.0, "max": 4.0}
+    assert entry["benchmark"] == "b" and entry["details"] == {"n": 1}
+    assert all(type(v) is float for v in entry["samples"])  # JSON-able, not NumPy scalars
+
+
+# --- timing ----------------------------------------------------------------------------------------
+def test_stopwatch_measures_wall_and_cpu_and_syncs_around_the_block():
+    events = []
+    with stopwatch(lambda: events.append("sync")) as t:
+        events.append("work")
+        time.sleep(0.05)  # wall time passes, CPU time hardly
+    assert events == ["sync", "work", "sync"]
+    assert t.wall >= 0.05 and 0 <= t.cpu < t.wall
+
+
+def test_time_calls_alternates_and_warms_up():
+    order = []
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    secs = time_calls(fns, 3, warmup=2)
+    assert order == ["a", "b"] * 5  # 2 warm-up rounds, then 3 timed rounds, alternating
+    assert list(secs) == ["a", "b"] and all(len(v) == 3 and min(v) >= 0 for v in secs.values())
+    slow = time_calls({"sleep": lambda: time.sleep(0.02)}, 2, warmup=0)["sleep"]
+    assert min(slow) >= 0.02
+    cpu = time_calls({"sleep": lambda: time.sleep(0.02)}, 1, warmup=0, clock="cpu")["sleep"]
+    assert cpu[0] < 0.02  # sleeping takes no CPU time
+    with pytest.raises(ValueError, match="clock"):
+        time_calls(fns, 1, clock="gpu")
+    with pytest.raises(ValueError, match="repeats"):
+        time_calls(fns, 0)
+
+
+# --- random inputs ---------------------------------------------------------------------------------
+def test_random_boxes_lie_inside_the_image():
+    boxes = random_boxes(np.random.default_rng(0), 500, (100, 400))
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert boxes.shape == (500, 4) and (boxes[:, :2] >= 0).all()
+    assert (boxes[:, 2] <= 400).all() and (boxes[:, 3] <= 100).all()
+    assert (w >= 32).all() and (w <= 320).all() and (h >= 32).all() and (h <= 100).all()
+
+
+def test_random_features_are_consistent_with_their_boxes():
+    from salrank.fosrnet.features import FIELDS
+
+    f = random_features(np.random.default_rng(1), 6, appearance_dim=16, image_size=(480, 640))
+    assert set(f) == set(FIELDS) and all(v.dtype == np.float32 for v in f.values())
+    assert f["local"].shape == f["global"].shape == (6, 192) and f["appearance"].shape == (6, 16)
+    b = f["boxes"].astype(np.float64)
+    centres = (b[:, :2] + b[:, 2:]) / 2 / [640, 480]
+    assert np.allclose(f["centers"], centres, atol=1e-6)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    assert np.allclose(f["geometry"][:, 0], np.sqrt(area / (640 * 480)), atol=1e-6)
+    again = random_features(np.random.default_rng(1), 6, appearance_dim=16)
+    assert all(np.array_equal(f[k], again[k]) for k in f)  # the seed decides
 
 
 # --- injected timings ------------------------------------------------------------------------------
@@ -109,7 +172,7 @@ def test_record_schema_and_json_round_trip():
                        benchmarks=_fake_benchmarks())
     assert set(record) == {"meta", "results", "ratios", "targets", "benchmarks", "memory"}
     meta = record["meta"]
-    assert meta["schema"] == bench.SCHEMA and meta["quick"] is True and meta["device"] == "cpu"
+    assert meta["schema"] == SCHEMA and meta["quick"] is True and meta["device"] == "cpu"
     assert meta["benchmarks"] == ["gt_relabel", "acb"]  # suite order, not the order asked
     assert meta["repeats"] == 3 and meta["amp"] is None
     assert meta["versions"]["torch"] and meta["versions"]["salrank"]
@@ -153,7 +216,7 @@ def test_compute_ratios_without_paired_samples():
                 "spread": {"min": 5.0, "max": 8.0}},
                {"name": "b", "median": 2.0, "better": "higher", "samples": [1.0, 2.0, 4.0],
                 "spread": {"min": 1.0, "max": 4.0}}]
-    [r] = compute_ratios(results, [bench.Ratio("a_vs_b", "a", "b", "test")])
+    [r] = compute_ratios(results, [Ratio("a_vs_b", "a", "b", "test")])
     assert r["value"] == 3.0 and r["spread"] is None and r["best"] == 2.0  # best rates: 8 / 4
 
 
@@ -193,7 +256,7 @@ def test_cli_only_cheap_benchmark_writes_valid_json(tmp_path, capsys):
 def test_cli_list(capsys):
     assert main(["bench", "--list"]) == 0
     printed = capsys.readouterr().out
-    assert all(name in printed for name in bench.BENCHMARKS) and "CUDA only" in printed
+    assert all(name in printed for name in BENCHMARKS) and "CUDA only" in printed
 
 
 def test_format_summary_shows_targets_and_failures():
@@ -213,7 +276,7 @@ def test_resolve_amp():
 
 
 def test_stage_proxy_times_calls_and_returns_float32_under_autocast():
-    cfg = bench.BenchConfig(amp="bf16", device="cpu")
+    cfg = BenchConfig(amp="bf16", device="cpu")
     conv = torch.nn.Conv2d(3, 4, 3).eval()
     clock = StageClock()
     proxy = clock.wrap(conv, "cnn", ["__call__"], context=cfg.autocast, float_outputs=True)
@@ -230,19 +293,69 @@ def test_stage_proxy_times_calls_and_returns_float32_under_autocast():
     assert dict(clock.seconds) == {}
 
 
-def test_acb_benchmark_really_compares_equal_ranks():
-    [loop, batched] = bench.bench_acb(bench.BenchConfig(repeats=1))
-    assert loop.name == "loop" and batched.name == "batched" and loop.repeats == 5
-    assert loop.details["same_ranks"] is True and loop.details["sequences"] == 20
+def test_acb_benchmark_compares_loop_and_batched_ranks():
+    cfg = BenchConfig(repeats=1)
+    [loop, batched] = bench_acb(cfg, n=7, head="fc", in_dim=8)
+    assert loop.name == "loop" and batched.name == "batched" and loop.repeats == batched.repeats == 5
+    assert loop.details["same_ranks"] is True and loop.details["sequences"] == 7 and not cfg.notes
+    assert loop.better == batched.better == "lower" and min(loop.samples) > 0
+
+
+def test_acb_benchmark_notes_different_ranks(monkeypatch):
+    import salrank.fosrnet.acb as acb
+
+    real = acb.rank_sequences_batched
+
+    def reversed_ranks(*args, **kwargs):
+        votes, ranks = real(*args, **kwargs)
+        return votes, ranks[::-1].copy()
+
+    monkeypatch.setattr(acb, "rank_sequences_batched", reversed_ranks)
+    cfg = BenchConfig(repeats=1)
+    [loop, _] = bench_acb(cfg, n=7, head="fc", in_dim=8)
+    assert loop.details["same_ranks"] is False and cfg.notes == ["the batched ACB ranks differ from the loop's"]
+
+
+def test_forward_flops_of_a_linear_layer_by_hand():
+    layer = torch.nn.Linear(7, 3).eval()
+    assert forward_flops(layer, torch.zeros(4, 2, 7)) == 2 * 8 * 7 * 3  # a multiply-add per weight and row
+    assert not layer.training  # its mode is restored
+
+
+def test_head_benchmark_counts_the_flops_of_a_tiny_model_by_hand():
+    cfg = BenchConfig(repeats=1)
+    model, matmul, ranks = bench_head(cfg, head="fc", appearance_dim=8, n_sequences=4, n_images=2)
+    d = model.details
+    in_dim = 192 + 192 + 192 + 8  # local + global + PE(centres) + appearance
+    rows = 4 * 5  # sequences x k
+    # PE Linear(2 -> 192), then the fc head Linear(in_dim -> 384) and Linear(384 -> 5)
+    assert d["in_dim"] == in_dim and d["model_flops"] == 2 * rows * (2 * 192 + in_dim * 384 + 384 * 5)
+    assert matmul.details["matmul_gflop"] == pytest.approx(2 * rows * in_dim * 384 / 1e9)
+    assert model.repeats == matmul.repeats == ranks.repeats == 3
+    # the samples are FLOP rates: FLOPs / seconds, so FLOPs / rate is a positive time
+    assert all(r > 0 and math.isfinite(d["model_flops"] / r) for r in model.samples)
+    assert ranks.details == {"images": 2, "proposals_per_image": 10}
+
+
+def test_training_benchmark_scales_a_small_epoch_to_salicon(torch_one_thread):
+    cfg = BenchConfig(repeats=1)
+    fast, paper_steps = bench_training(cfg, n_images=2, n_paper=1, appearance_dim=8)
+    d = fast.details
+    assert d["images_timed"] == 2 and d["sequences_timed"] == 20 and d["measured"] is False
+    assert d["steps_per_epoch_10k"] == math.ceil(10_000 * 10 / d["batch_size"])
+    assert fast.unit == "s" and fast.better == "lower" and fast.samples[0] > 0
+    assert paper_steps.details["steps_timed"] == 10 and paper_steps.samples[0] > 0
 
 
 def test_random_ranking_split_shapes():
-    split = bench.random_ranking_split(3, n_proposals=6, appearance_dim=8, seed=1)
+    split = random_ranking_split(3, n_proposals=6, appearance_dim=8, seed=1)
     assert len(split) == 3 and split.features.n_proposals == 18
     assert split.features.arrays["appearance"].shape == (18, 8)
     boxes = split.features.arrays["boxes"]
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 2] <= 640).all() and (boxes[:, 3] <= 480).all()
     assert all(sorted(r) == list(range(1, 7)) for r in split.gt_ranks)
+    assert all(np.array_equal(r, np.argsort(np.argsort(-s, kind="stable")) + 1)
+               for r, s in zip(split.gt_ranks, split.gt_scores, strict=True))
 
 
 # --- records ---------------------------------------------------------------------------------------
@@ -265,9 +378,19 @@ def test_committed_records_are_complete():
     records = load_records(folder)
     assert "cpu-quick" in records
     for name, record in records.items():
-        assert {t["name"] for t in record["targets"]} == {t.name for t in bench.TARGETS}, name
+        assert {t["name"] for t in record["targets"]} == {t.name for t in TARGETS}, name
         assert not any(i.get("error") for i in record["benchmarks"].values()), name
         assert {r["benchmark"] for r in record["results"]} == set(record["meta"]["benchmarks"]), name
+        # the ratios and target verdicts follow from the stored figures
+        assert compute_ratios(record["results"]) == record["ratios"], name
+        assert evaluate_targets(record["results"], record["ratios"], record["meta"]["device"]) == record["targets"]
+
+
+def test_load_records_finds_the_checkout_records_from_anywhere(tmp_path, monkeypatch):
+    if not (REPO / "benchmarks" / "cpu-quick.json").is_file():
+        pytest.skip("no benchmarks/ folder in this checkout")
+    monkeypatch.chdir(tmp_path)  # neither ./benchmarks nor ../benchmarks
+    assert "cpu-quick" in load_records()
 
 
 # --- the Table IV page's tables --------------------------------------------------------------------
@@ -281,23 +404,32 @@ def _fake_end_to_end(cfg):
 def test_table4_frames_from_a_record():
     fakes = {"end_to_end": Benchmark("end_to_end", "fake", _fake_end_to_end), **_fake_benchmarks()}
     records = {"run": run_suite(quick=True, progress=False, benchmarks=fakes)}
-    t4 = bench.table4_frame(records)
+    t4 = rec.table4_frame(records)
     assert list(t4.index) == ["SRCC", "F1", "FPS", "Platform"]
-    assert t4.loc["FPS", "Ours (paper)"] == 20.5 and t4.loc["SRCC", "ASSR (paper)"] == 0.714
+    assert t4.loc["FPS", "Ours (paper)"] == paper.TABLE4A["Ours"]["FPS"] and t4.loc["SRCC", "ASSR (paper)"] == 0.714
     assert t4.loc["FPS", "salrank: run"] == 3.0 and t4.loc["SRCC", "salrank: run"] is None
     assert t4.loc["Platform", "salrank: run"].endswith("quick")
 
-    stages = bench.stage_frame(records).set_index("stage")
+    stages = rec.stage_frame(records).set_index("stage")
     whole = stages.loc["whole pipeline"]
-    assert whole["FPS"] == 3.0 and whole["ms/image"] == pytest.approx(1000 / 3) and whole["paper FPS"] == 20.5
-    resnet = stages.loc[bench.STAGE_LABELS["resnet"]]
+    assert whole["FPS"] == 3.0 and whole["ms/image"] == pytest.approx(1000 / 3) and whole["paper FPS"] == paper.PIPELINE_FPS
+    resnet = stages.loc[STAGE_LABELS["resnet"]]
     assert resnet["share"] == 0.6 and resnet["ms/image"] == pytest.approx(200.0) and resnet["FPS"] == pytest.approx(5.0)
     assert "EfficientDet-D0 alone (detectors benchmark)" not in stages.index  # no detectors benchmark ran
 
-    targets = bench.targets_frame(records)["run"]
+    targets = rec.targets_frame(records)["run"]
     assert targets["RA-SRGT relabel >= 30x the per-point loop"] == "PASS (110)"
-    assert targets[bench.TARGETS[-1].description] == "n/a"
+    assert targets[TARGETS[-1].description] == "n/a"
     assert targets["head FLOP rate >= 40% of the matmul rate"] == "not run"
-    assert bench.ratios_frame(records).loc["ACB at n = 20: batched vs loop", "run"] == pytest.approx(5.0)
-    runs = bench.runs_frame(records)
+    assert rec.ratios_frame(records).loc["ACB at n = 20: batched vs loop", "run"] == pytest.approx(5.0)
+    runs = rec.runs_frame(records)
     assert runs.loc[0, "record"] == "run" and runs.loc[0, "device"] == "cpu"
+
+
+def test_public_surface():
+    assert salrank.bench.run_suite is run_suite and salrank.bench.BENCHMARKS is BENCHMARKS
+    assert salrank.bench.TARGETS is TARGETS and salrank.bench.format_summary is format_summary
+    assert salrank.bench.load_records is load_records
+    assert list(BENCHMARKS) == ["gt_relabel", "fixation_load", "detectors", "unisal", "features", "head", "acb",
+                                "end_to_end", "training"]
+    assert all(b.name == name and callable(b.run) for name, b in BENCHMARKS.items())

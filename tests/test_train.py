@@ -18,7 +18,6 @@ from salrank.fosrnet.model import FOSRNetConfig
 from salrank.fosrnet.train import (
     SequenceDataset,
     Trainer,
-    benchmark_head,
     epoch_seed,
     load_checkpoint,
     train_config,
@@ -178,8 +177,3 @@ def test_ranking_split_checks(splits):
     train = splits["train"]
     with pytest.raises(ValueError, match="GT score arrays"):
         RankingSplit(train.features, train.gt_scores[:-1], train.gt_ranks)
-
-
-def test_benchmark_head_reports_a_ratio():
-    out = benchmark_head(n_sequences=32, appearance_dim=64, repeats=1)
-    assert out["model_gflop"] > 0 and out["ratio"] > 0 and out["in_dim"] == 576 + 64

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+
+from salrank.bench.core import device_sync, random_images, summarize, time_calls
 
 __all__ = ["benchmark_detector"]
 
@@ -27,47 +27,35 @@ def benchmark_detector(
     candidates pass the detector's score threshold before non-maximum suppression (``pretrained=True``
     gives the faithful figure where the weights are available). Each of the ``repeats`` runs times
     one batch of ``batch_size`` images (after ``warmup`` untimed runs; on CUDA the device is
-    synchronised around each run). Extra keywords go to :func:`create_detector`.
+    synchronised around each run, :func:`~salrank.bench.core.time_calls`). Extra keywords go to
+    :func:`create_detector`.
 
     Returns:
         ``{"detector", "device", "image_size", "batch_size", "repeats", "images_per_s" (median),
-        "images_per_s_min", "images_per_s_max", "seconds_per_batch" (median), "iqr_images_per_s"}``.
+        "images_per_s_min", "images_per_s_max", "iqr_images_per_s", "images_per_s_samples" (one per
+        run), "seconds_per_batch" (median)}``.
     """
-    import torch
-
     from salrank.proposals.registry import create_detector
 
     if name == "oracle":
         raise ValueError("the oracle detector has no meaningful throughput")
     detector = create_detector(name, pretrained=pretrained, device=device, batch_size=batch_size, **kwargs)
-    rng = np.random.default_rng(seed)
     h, w = image_size
-    images = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for _ in range(batch_size)]
-
-    def sync() -> None:
-        if detector.device.type == "cuda":
-            torch.cuda.synchronize(detector.device)
-
-    for _ in range(warmup):
-        detector.detect(images)
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        detector.detect(images)
-        sync()
-        times.append(time.perf_counter() - start)
-    rates = batch_size / np.asarray(times)
-    q1, q3 = np.percentile(rates, [25, 75])
+    images = random_images(np.random.default_rng(seed), batch_size, (h, w))
+    times = time_calls({"detect": lambda: detector.detect(images)}, repeats, warmup=warmup,
+                       sync=device_sync(detector.device))["detect"]
+    rates = [batch_size / t for t in times]
+    s = summarize(rates)
     return {
         "detector": detector.name,
         "device": str(detector.device),
         "image_size": (int(h), int(w)),
         "batch_size": int(batch_size),
         "repeats": int(repeats),
-        "images_per_s": float(np.median(rates)),
-        "images_per_s_min": float(rates.min()),
-        "images_per_s_max": float(rates.max()),
-        "iqr_images_per_s": float(q3 - q1),
+        "images_per_s": s["median"],
+        "images_per_s_min": s["min"],
+        "images_per_s_max": s["max"],
+        "iqr_images_per_s": s["iqr"],
+        "images_per_s_samples": rates,
         "seconds_per_batch": float(np.median(times)),
     }

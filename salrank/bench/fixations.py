@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from salrank.bench.core import stopwatch
 from salrank.data.salicon import Fixations, load_salicon, save_salicon_json
 
 __all__ = ["benchmark_load"]
@@ -45,15 +45,14 @@ def benchmark_load(
             obs = np.sort(rng.integers(0, observers, points_per_image))
             data[f"COCO_val2014_{i + 1:012d}"] = Fixations(pts, obs, 480, 640)
         source = tmp_path / "fixations_bench.json"
-        t0 = time.perf_counter()
-        save_salicon_json(source, data)
-        write_s = time.perf_counter() - t0
+        with stopwatch() as write:
+            save_salicon_json(source, data)
         del data
 
         def timed(**kwargs) -> tuple[float, float, dict[str, Fixations]]:
-            wall, cpu = time.perf_counter(), time.process_time()
-            result = load_salicon(source, progress=False, **kwargs)
-            return time.perf_counter() - wall, time.process_time() - cpu, result
+            with stopwatch() as t:
+                result = load_salicon(source, progress=False, **kwargs)
+            return t.wall, t.cpu, result
 
         cache_root = tmp_path / "cache"
         parse_s, parse_cpu_s, _ = timed(cache=False)
@@ -65,7 +64,7 @@ def benchmark_load(
             "n_images": float(n_images),
             "n_points": float(n_points),
             "json_mb": source.stat().st_size / 2**20,
-            "write_s": write_s,
+            "write_s": write.wall,
             "parse_s": parse_s,
             "cache_fill_s": fill_s,
             "cached_s": cached_s,

@@ -8,11 +8,12 @@ reports both times per image, their ratio and the time a 15,000-image relabel ta
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import numpy as np
 
+from salrank import paper
+from salrank.bench.core import random_boxes, stopwatch
 from salrank.gt.counting import count_points_in_boxes_loop, points_inside_image
 from salrank.gt.dataset import relabel_dataset
 from salrank.gt.inputs import box_areas, clip_boxes
@@ -27,7 +28,8 @@ SALICON_IMAGES = 15_000
 def synthetic_dataset(n_images: int, points_per_image: int = 9000, boxes_per_image: int = 10,
                       image_size: tuple[int, int] = (480, 640), seed: int = 0):
     """``(fixations, boxes)`` mappings of synthetic images: points clustered around a few centres
-    (float ``(x, y)`` inside the image) and random float boxes ``[x1, y1, x2, y2]``."""
+    (float ``(x, y)`` inside the image) and float boxes ``[x1, y1, x2, y2]`` from
+    :func:`~salrank.bench.core.random_boxes`."""
     rng = np.random.default_rng(seed)
     height, width = image_size
     fixations, boxes = {}, {}
@@ -37,12 +39,9 @@ def synthetic_dataset(n_images: int, points_per_image: int = 9000, boxes_per_ima
         pts = centres[which] + rng.normal(0, 40, size=(points_per_image, 2))
         pts[:, 0] = np.clip(pts[:, 0], 0, np.nextafter(width, 0))
         pts[:, 1] = np.clip(pts[:, 1], 0, np.nextafter(height, 0))
-        xy = rng.uniform((0, 0), (width, height), size=(boxes_per_image, 2))
-        wh = rng.uniform(10, (width / 2, height / 2), size=(boxes_per_image, 2))
-        bxs = np.concatenate([xy, xy + wh], axis=1)
         stem = f"synthetic_{i:06d}"
         fixations[stem] = SimpleNamespace(points=pts, height=height, width=width)
-        boxes[stem] = bxs
+        boxes[stem] = random_boxes(rng, boxes_per_image, image_size)
     return fixations, boxes
 
 
@@ -60,7 +59,8 @@ def _relabel_loop(fixations, boxes, gamma: float, beta: float) -> dict:
 
 
 def benchmark(n_images: int = 100, points_per_image: int = 9000, boxes_per_image: int = 10, seed: int = 0,
-              loop_images: int | None = None, gamma: float = 0.2, beta: float = 0.5) -> dict:
+              loop_images: int | None = None, gamma: float = paper.DEFAULT_GAMMA,
+              beta: float = paper.DEFAULT_BETA) -> dict:
     """Time the relabelling (``ra-srgt``) of ``n_images`` synthetic images with the fast path
     (:func:`salrank.gt.relabel_dataset`, no cache, no progress bar) and of ``loop_images``
     (default ``min(n_images, 20)``) with the per-point loop; check both give the same counts and
@@ -76,13 +76,11 @@ def benchmark(n_images: int = 100, points_per_image: int = 9000, boxes_per_image
     n_loop = min(n_images, 20) if loop_images is None else min(loop_images, n_images)
     loop_stems = sorted(boxes)[:n_loop]
 
-    w0, c0 = time.perf_counter(), time.process_time()
-    table = relabel_dataset(fixations, boxes, gamma=gamma, beta=beta, cache=False, progress=False)
-    fast_wall, fast_cpu = time.perf_counter() - w0, time.process_time() - c0
-
-    w0, c0 = time.perf_counter(), time.process_time()
-    reference = _relabel_loop(fixations, {s: boxes[s] for s in loop_stems}, gamma, beta)
-    loop_wall, loop_cpu = time.perf_counter() - w0, time.process_time() - c0
+    with stopwatch() as fast:
+        table = relabel_dataset(fixations, boxes, gamma=gamma, beta=beta, cache=False, progress=False)
+    with stopwatch() as loop:
+        reference = _relabel_loop(fixations, {s: boxes[s] for s in loop_stems}, gamma, beta)
+    fast_wall, fast_cpu, loop_wall, loop_cpu = fast.wall, fast.cpu, loop.wall, loop.cpu
 
     by_image = table[table["image"].isin(loop_stems)].groupby("image", sort=True)
     equal = all(

@@ -1,57 +1,19 @@
-"""Throughput benchmark for :mod:`salrank.models.unisal` (images per second).
-
-Run ``python -m salrank.bench.unisal [--batch-size 4 --repeats 5 --device cpu]``; it prints
-the result of :func:`benchmark` as JSON. Weights are random (speed does not depend on them).
+"""Throughput of :mod:`salrank.models.unisal` (images per second); the suite's ``unisal`` benchmark
+(``salrank bench --only unisal``). Weights are random (speed does not depend on them).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from salrank.bench.core import device_sync, random_images, summarize, time_calls
 from salrank.models.unisal import UNISAL, network_size_for
 
 __all__ = ["benchmark"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device):
-    """Seconds per call of each function; the functions alternate within every repeat so that
-    load from other processes affects them alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    seconds: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
-
-
-def _summary(seconds: list[float], n_images: int) -> dict:
-    rates = sorted(n_images / s for s in seconds)
-    q1, _, q3 = statistics.quantiles(rates, n=4, method="inclusive") if len(rates) > 1 else (rates[0],) * 3
-    return {
-        "median": statistics.median(rates),
-        "min": rates[0],
-        "max": rates[-1],
-        "iqr": q3 - q1,
-        "seconds_per_batch_median": statistics.median(seconds),
-    }
 
 
 def benchmark(
@@ -68,7 +30,9 @@ def benchmark(
     preprocessing included) and ``UNISAL.features`` (uint8 image -> ``f_u``) on ``batch_size``
     random ``image_size`` images, over ``repeats`` timed runs after ``warmup`` runs.
 
-    Each rate is reported as ``{median, min, max, iqr}`` (images/s). With ``compare_smoothing``
+    Each rate is reported as :func:`~salrank.bench.core.summarize` gives it (``median``, ``q1``,
+    ``q3``, ``iqr``, ``min``, ``max``, images/s) with its per-run ``samples`` and
+    ``seconds_per_batch_median``. With ``compare_smoothing``
     the predict rate is also measured with the literal 41x41 smoothing, and the speed-up of the
     polyphase smoothing is the ratio of the two medians measured in this run (the variants
     alternate within each repeat).
@@ -76,9 +40,8 @@ def benchmark(
     if batch_size < 1 or repeats < 1 or warmup < 0:
         raise ValueError("batch_size and repeats must be >= 1 and warmup >= 0")
     device = torch.device(device)
-    rng = np.random.default_rng(seed)
     height, width = (int(s) for s in image_size)
-    images = [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(batch_size)]
+    images = random_images(np.random.default_rng(seed), batch_size, (height, width))
     torch.manual_seed(seed)
     model = UNISAL().to(device).eval()
     kwargs = {"batch_size": batch_size, "network_size": network_size}
@@ -93,7 +56,7 @@ def benchmark(
     fns = {"predict": run_predict(True), "features": lambda: model.features(images, **kwargs)}
     if compare_smoothing:
         fns["predict_direct_smoothing"] = run_predict(False)
-    seconds = _time_interleaved(fns, repeats, warmup, device)
+    seconds = time_calls(fns, repeats, warmup=warmup, sync=device_sync(device))
     model.fast_smoothing = True
     result = {
         "device": str(device),
@@ -104,25 +67,12 @@ def benchmark(
         "network_size": tuple(network_size) if network_size else network_size_for((height, width)),
     }
     for name, secs in seconds.items():
-        result[f"{name}_images_per_s"] = _summary(secs, batch_size)
+        rates = [batch_size / s for s in secs]
+        result[f"{name}_images_per_s"] = {**summarize(rates), "samples": rates,
+                                          "seconds_per_batch_median": statistics.median(secs)}
     if compare_smoothing:
         result["fast_smoothing_speedup"] = (
             result["predict_images_per_s"]["median"]
             / result["predict_direct_smoothing_images_per_s"]["median"]
         )
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--warmup", type=int, default=1)
-    args = parser.parse_args(argv)
-    res = benchmark(batch_size=args.batch_size, repeats=args.repeats, device=args.device, warmup=args.warmup)
-    print(json.dumps(res, indent=2))
-
-
-if __name__ == "__main__":
-    main()

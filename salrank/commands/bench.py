@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from salrank.bench.suite import BENCHMARKS, TARGETS, format_summary, run_suite
+    from salrank.bench import BENCHMARKS, TARGETS, format_summary, run_suite
     from salrank.io import atomic_write_json
 
     if args.list:

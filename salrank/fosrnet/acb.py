@@ -21,7 +21,6 @@ sequences of all images go through the head in one forward pass.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -214,7 +213,8 @@ def rank_sequences_loop(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference implementation, one image: one head forward + one Hungarian per sequence.
 
-    ``tokens`` (n, D) tensor of per-proposal features. Returns (votes, ranks). The benchmark baseline.
+    ``tokens`` (n, D) tensor of per-proposal features. Returns (votes, ranks). The baseline of the
+    ``acb`` benchmark (:func:`salrank.bench.stages.bench_acb`).
     """
     import torch
 
@@ -263,72 +263,3 @@ def rank_sequences_batched(
             out = head(x, mask)
             classes.append(sequence_classes(out, mask.cpu().numpy(), use_hungarian=use_hungarian, cost=cost))
     return aggregate_sequence_classes_batched(batch, np.concatenate(classes))
-
-
-def benchmark_acb(
-    n: int = 20,
-    k: int = 5,
-    head: str = "vit",
-    in_dim: int = 1088,
-    repeats: int = 5,
-    n_images: int = 1,
-    seed: int = 0,
-) -> dict:
-    """Time ACB ranking of ``n_images`` images of ``n`` proposals: per-sequence loop vs batched.
-
-    Loop = :func:`rank_sequences_loop` (per sequence: one head forward on (1, k, D) + scipy
-    Hungarian; aggregation in Python). Batched = :func:`rank_sequences_batched` (one forward on
-    all sequences of all images + vectorised exact assignment + ``np.add.at`` aggregation).
-    Both use the same freshly initialised head (``create_head(head, in_dim=in_dim)``, eval mode,
-    CPU) and random tokens; each variant is timed as the best of ``repeats`` runs after a warm-up.
-    ``in_dim`` 1088 = 576 + 512 (ResNet18 appearance features). Returns seconds, the speed-up
-    ``loop_s / batched_s`` and whether both gave the same ranks.
-    """
-    import torch
-
-    from salrank.fosrnet.heads import create_head
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = create_head(head, in_dim=in_dim, k=k, num_classes=k).eval()
-    boxes_list = []
-    for _ in range(n_images):
-        xy = rng.uniform(0, 600, size=(n, 2))
-        wh = rng.uniform(10, 200, size=(n, 2))
-        boxes_list.append(np.concatenate([xy, xy + wh], axis=1))
-    tokens = torch.randn(n * n_images, in_dim)
-    batch = circulative_sequences_batched(boxes_list, k)
-    per_image = batch.split(np.arange(batch.n_proposals))
-
-    def run_loop():
-        return np.concatenate(
-            [rank_sequences_loop(model, tokens[idx], b, k)[1] for idx, b in zip(per_image, boxes_list, strict=True)]
-        )
-
-    def run_batched():
-        return rank_sequences_batched(model, tokens, batch)[1]
-
-    def best_time(fn):
-        out = fn()  # warm-up
-        best = np.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t0)
-        return best, out
-
-    loop_s, loop_ranks = best_time(run_loop)
-    batched_s, batched_ranks = best_time(run_batched)
-    return {
-        "n": n,
-        "k": k,
-        "n_images": n_images,
-        "n_sequences": int(len(batch.sequences)),
-        "head": head,
-        "in_dim": in_dim,
-        "torch_threads": torch.get_num_threads(),
-        "loop_s": loop_s,
-        "batched_s": batched_s,
-        "speedup": loop_s / batched_s,
-        "same_ranks": bool(np.array_equal(loop_ranks, batched_ranks)),
-    }

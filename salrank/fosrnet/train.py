@@ -29,7 +29,7 @@ import os
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ from salrank.fosrnet.losses import (
     regression_loss,
     sequence_class_targets,
 )
-from salrank.fosrnet.model import FOSRNet, FOSRNetConfig, create_fosrnet
+from salrank.fosrnet.model import FOSRNet, FOSRNetConfig
 from salrank.io import atomic_output, atomic_write_text
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
     "SequenceDataset",
     "TrainConfig",
     "Trainer",
-    "benchmark_head",
-    "benchmark_training",
     "epoch_seed",
     "load_checkpoint",
     "train_config",
@@ -371,112 +369,3 @@ class Trainer:
             _atomic_torch_save(self._checkpoint(with_optimizer=False), self.best_path)
         return {"epochs": self.epoch, "best_epoch": self.best_epoch, "best_val_srcc": self.best_metric,
                 "history": self.history, "out_dir": str(self.out_dir)}
-
-
-# --- benchmarks ------------------------------------------------------------------------------------
-def _best_time(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def benchmark_head(head: str = "vit", n_sequences: int = 2048, appearance_dim: int = 2048, k: int = 5,
-                   repeats: int = 3, seed: int = 0) -> dict:
-    """FLOP rate of FOSRNet inference on cached features vs a plain matmul, measured in one run.
-
-    The model (``head``, every part on, eval mode, no grad) runs on ``n_sequences`` random
-    (k, in_dim) sequences; its FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode`
-    (in training mode, so the same maths is counted through the non-fused path). The reference is
-    ``torch.matmul`` of (n_sequences * k, in_dim) by (in_dim, 384), the head's first layer. Returns
-    seconds, GFLOP/s of both and ``ratio`` = model rate / matmul rate.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    torch.manual_seed(seed)
-    model = create_fosrnet(appearance_dim=appearance_dim, head=head, k=k, num_classes=k)
-    c = model.config
-    feats = {"local": torch.randn(n_sequences, k, c.unisal_dim), "global": torch.randn(n_sequences, k, c.unisal_dim),
-             "appearance": torch.randn(n_sequences, k, appearance_dim), "centers": torch.rand(n_sequences, k, 2)}
-    mask = torch.zeros(n_sequences, k, dtype=torch.bool)
-    model.train()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(feats, mask)
-    flops = counter.get_total_flops()
-    model.eval()
-    with torch.no_grad():
-        model_s = _best_time(lambda: model(feats, mask), repeats)
-        a = torch.randn(n_sequences * k, c.in_dim)
-        b = torch.randn(c.in_dim, 384)
-        mm_s = _best_time(lambda: torch.matmul(a, b), repeats)
-    mm_flops = 2 * a.shape[0] * a.shape[1] * b.shape[1]
-    return {"head": head, "n_sequences": n_sequences, "in_dim": c.in_dim, "threads": torch.get_num_threads(),
-            "model_gflop": flops / 1e9, "model_s": model_s, "model_gflops": flops / model_s / 1e9,
-            "matmul_gflop": mm_flops / 1e9, "matmul_s": mm_s, "matmul_gflops": mm_flops / mm_s / 1e9,
-            "ratio": (flops / model_s) / (mm_flops / mm_s)}
-
-
-class _RandomFeatures:
-    """A :class:`~salrank.fosrnet.features.FeatureStore`-like stand-in holding random arrays in memory."""
-
-    def __init__(self, n_images: int, n_proposals: int, appearance_dim: int, seed: int):
-        rng = np.random.default_rng(seed)
-        n = n_images * n_proposals
-        xy = rng.uniform(0, 500, (n, 2))
-        self.arrays = {
-            "local": rng.standard_normal((n, 192), dtype=np.float32),
-            "global": rng.standard_normal((n, 192), dtype=np.float32),
-            "appearance": rng.standard_normal((n, appearance_dim), dtype=np.float32),
-            "centers": rng.random((n, 2), dtype=np.float32),
-            "geometry": rng.random((n, 3), dtype=np.float32),
-            "boxes": np.concatenate([xy, xy + rng.uniform(10, 140, (n, 2))], axis=1).astype(np.float32),
-        }
-        self.offsets = np.arange(n_images + 1, dtype=np.int64) * n_proposals
-        self.gt_scores = [rng.random(n_proposals) for _ in range(n_images)]
-
-
-def benchmark_training(n_images: int = 10_000, n_proposals: int = 10, appearance_dim: int = 2048,
-                       head: str = "vit", fast_steps: int | None = 40, paper_steps: int = 100,
-                       seed: int = 0) -> dict:
-    """Training speed on SALICON-scale random cached features (generated in memory).
-
-    ``fast``: the preset's steps (256 sequences each) on ``n_images`` x ``n_proposals`` proposals;
-    with ``fast_steps`` only that many steps are timed and the epoch time is extrapolated
-    (``None``: a full epoch). ``paper``: steps per second of one-sequence SGD steps. Returns the
-    measured seconds, steps/s and the (estimated) seconds per ``fast`` epoch.
-    """
-    feats = _RandomFeatures(n_images, n_proposals, appearance_dim, seed)
-    t0 = time.perf_counter()
-    data = SequenceDataset(feats, feats.gt_scores)
-    prep_s = time.perf_counter() - t0
-    out = {"n_images": n_images, "n_proposals": n_proposals, "n_sequences": len(data), "head": head,
-           "appearance_dim": appearance_dim, "threads": torch.get_num_threads(), "prepare_s": prep_s}
-    for preset, n_steps in (("fast", fast_steps), ("paper", paper_steps)):
-        cfg = train_config(preset)
-        torch.manual_seed(seed)
-        model = create_fosrnet(appearance_dim=appearance_dim, head=head).train()
-        opt, _ = _build_optimizer(model, cfg)
-        order = torch.randperm(len(data))
-        total_steps = -(-len(data) // cfg.batch_size)
-        steps = total_steps if n_steps is None else min(n_steps, total_steps)
-        t0 = time.perf_counter()
-        for s in range(steps):
-            feats_b, mask, targets = data.batch(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
-            loss = _compute_loss(model, feats_b, mask, targets, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        dt = time.perf_counter() - t0
-        out[f"{preset}_steps"] = steps
-        out[f"{preset}_steps_per_s"] = steps / dt
-        out[f"{preset}_epoch_s"] = dt / steps * total_steps
-        out[f"{preset}_epoch_extrapolated"] = steps < total_steps
-    return out
-
-
-def with_overrides(config: FOSRNetConfig, **kw) -> FOSRNetConfig:
-    """``dataclasses.replace`` of a model configuration (``None`` values ignored)."""
-    return replace(config, **{k: v for k, v in kw.items() if v is not None})
