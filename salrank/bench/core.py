@@ -1,5 +1,5 @@
 """What every benchmark shares: figures (:class:`Measurement`), run settings (:class:`BenchConfig`),
-the one timing helper (:func:`stopwatch`, :func:`time_calls`, :class:`StageClock` built on them) and
+the benchmark type (:class:`Benchmark`), the one timing helper (:func:`stopwatch`, :func:`time_calls`, :class:`StageClock` built on them) and
 the one generator of random inputs (:func:`random_images`, :func:`random_boxes`,
 :func:`random_features`, :func:`random_ranking_split`).
 
@@ -73,6 +73,7 @@ class Measurement:
     samples: Sequence[float]
     better: str = "higher"
     details: dict = field(default_factory=dict)
+    summary: dict = field(init=False, repr=False)  # summarize(samples)
 
     def __post_init__(self):
         if self.better not in ("higher", "lower"):
