@@ -433,3 +433,24 @@ def test_public_surface():
     assert list(BENCHMARKS) == ["gt_relabel", "fixation_load", "detectors", "unisal", "features", "head", "acb",
                                 "end_to_end", "training"]
     assert all(b.name == name and callable(b.run) for name, b in BENCHMARKS.items())
+
+
+def test_detectors_benchmark_skips_a_failing_backend_and_fails_when_none_runs(monkeypatch):
+    import salrank.bench.detectors as det
+    from salrank.bench.stages import bench_detectors
+
+    def fake(name, batch_size, repeats, **kw):
+        if name.startswith("ssdlite"):
+            raise RuntimeError("no weights")
+        return {"images_per_s_samples": [float(i + 1) for i in range(repeats)], "image_size": (480, 640)}
+
+    monkeypatch.setattr(det, "benchmark_detector", fake)
+    cfg = BenchConfig(repeats=2)
+    [m] = bench_detectors(cfg)
+    assert m.name == "efficientdet_d0" and m.samples == [1.0, 2.0, 3.0, 4.0]  # 2 x repeats samples
+    assert m.details == {"batch_size": 1, "image_size": [480, 640]}
+    assert cfg.notes == ["ssdlite320_mobilenet_v3_large: failed (RuntimeError: no weights)"]
+
+    monkeypatch.setattr(det, "benchmark_detector", lambda name, **kw: fake("ssdlite", **kw))
+    with pytest.raises(RuntimeError, match="no detector could be timed"):
+        bench_detectors(BenchConfig(repeats=1))
