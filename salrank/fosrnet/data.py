@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from salrank.fosrnet.features import FeatureConfig, FeatureStore, extract_features
+from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
 
 __all__ = ["RankingSplit", "dataset_proposals", "ground_truth", "prepare_split"]
 
@@ -122,7 +123,7 @@ def dataset_proposals(scene_set, detector: str | os.PathLike = "oracle", *, seed
     return out
 
 
-def ground_truth(fixations, boxes, image_size, gamma: float = 0.2, beta: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def ground_truth(fixations, boxes, image_size, gamma: float = DEFAULT_GAMMA, beta: float = DEFAULT_BETA) -> tuple[np.ndarray, np.ndarray]:
     """RA-SRGT ``(scores, ranks)`` of ``boxes`` (K, 4) pixels from a :class:`~salrank.data.Fixations`."""
     from salrank.gt import rank_objects
 
@@ -133,7 +134,7 @@ def ground_truth(fixations, boxes, image_size, gamma: float = 0.2, beta: float =
 
 
 def prepare_split(scene_set, *, unisal, backbone, detector: str = "oracle", config: FeatureConfig | None = None,
-                  gamma: float = 0.2, beta: float = 0.5, top_n: int | None = 10, seed: int = 0,
+                  gamma: float = DEFAULT_GAMMA, beta: float = DEFAULT_BETA, top_n: int | None = 10, seed: int = 0,
                   limit: int | None = None, cache: bool | str | os.PathLike = True, batch_size: int = 32,
                   progress: bool = True, proposals: Mapping | None = None) -> RankingSplit:
     """Proposals (:func:`dataset_proposals`), features (:func:`salrank.fosrnet.features.extract_features`,
