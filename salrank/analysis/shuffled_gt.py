@@ -44,12 +44,12 @@ def real_vs_shuffled_table(real: dict, shuffled: dict, *, label: str = "FOSRNet 
                         columns=_COLUMNS)
     parts = []
     if with_paper:
-        paper = paper_table3a()
-        paper.index = [f"{m} (paper)" for m in paper.index]
+        printed = paper_table3a()
+        printed.index = [f"{m} (paper)" for m in printed.index]
         # FOSRNet's real-GT result is Table II row 7; the paper has no shuffled run of it
         fosrnet = pd.DataFrame([[*paper.TABLE2[7], np.nan, np.nan]], index=["FOSRNet (paper, Table II)"],
                                columns=_COLUMNS)
-        parts += [paper, fosrnet]
+        parts += [printed, fosrnet]
     table = pd.concat([*parts, ours])
     table[("", "SRCC drop")] = table[("Real GT", "SRCC")] - table[("Shuffled GT", "SRCC")]
     table.index.name = "method"
