@@ -170,23 +170,20 @@ def load_unisal_or_random(weights=None, device=None, seed: int = 0, *, pretraine
     ``weights``: a weight file or a folder holding it (``None``: the usual places, see
     :mod:`salrank.weights`); ``pretrained=False`` skips the attempt. Returns ``(model, note)``:
     ``note`` is ``None`` when the official weights were loaded, else a sentence saying the maps
-    come from random weights (and why), to be shown next to the results.
+    come from random weights (and why), to be shown next to the results. The model's ``weights``
+    attribute is its :class:`~salrank.models.backbones.NetworkWeights`.
     """
-    import torch
-
-    from salrank.models.unisal import load_unisal
+    from salrank.models.backbones import load_psm
     from salrank.weights import WeightsNotFoundError
 
     reason = "pretrained=False was asked for"
     if pretrained:
         try:
-            return load_unisal(weights=weights, pretrained=True, device=device), None
+            return load_psm(True, weights, device=device), None
         except WeightsNotFoundError as exc:
             reason = f"the official weights were not found ({str(exc).splitlines()[0]})"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = load_unisal(pretrained=False, device=device)
-    note = (f"UNISAL runs with **random weights** (seed {seed}) because {reason}: its maps are not "
+    model = load_psm(False, device=device, seed=seed)
+    note = (f"UNISAL runs with **random weights** ({model.weights.label}) because {reason}: its maps are not "
             "predictions of fixations, and its curves only show that the pipeline runs.")
     return model, note
 

@@ -156,9 +156,12 @@ def _salicon_fixations_path(root: Path, source: str) -> Path:
 
 
 def profile_datasets(settings: Settings | None = None) -> list[str]:
-    """The datasets a profile's pages run on: the sample's two, or SALICON."""
+    """The datasets a profile's pages run on (:attr:`salrank.profiles.Profile.datasets`): the sample's two,
+    or SALICON."""
+    from salrank.profiles import get_profile
+
     settings = settings or get_settings()
-    return ["salicon-examples", "synthsal"] if settings.profile == "sample" else ["salicon"]
+    return list(get_profile(settings.profile).datasets)
 
 
 def summary_table(scene_sets) -> pd.DataFrame:
