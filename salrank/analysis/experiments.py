@@ -642,6 +642,7 @@ def _split(
         limit=setup.limits[role],
         cache=settings.cache_dir / "features",
         progress=progress,
+        proposals_dir=settings.proposals_dir,
     )
     if len(_SPLITS) >= _MAX_SPLITS:
         _SPLITS.pop(next(iter(_SPLITS)))

@@ -162,7 +162,7 @@ def full_profile_sources(settings=None, *, detectors: Mapping[str, str | None] |
     settings = settings or get_settings()
     if settings.data_root is None:
         raise FileNotFoundError("the detectors' proposal files need SALRANK_DATA (data_root=)")
-    folder = settings.data_root / "proposals"
+    folder = settings.proposals_dir
     out = []
     for paper_name, name in (PAPER_TABLE6_DETECTORS if detectors is None else detectors).items():
         if name and all((folder / f"{name}_{part}.json").is_file() for part in ("train", "val")):

@@ -81,7 +81,7 @@ def apply_experiment(result, scene_set, detectors: Sequence[str] = ("true",), *,
     for det in detectors:
         split = prepare_split(scene_set, unisal=unisal, backbone=backbone, detector=det, config=setup.features,
                               gamma=exp.gamma, beta=exp.beta, top_n=setup.top_n, seed=setup.proposal_seed,
-                              limit=limit, progress=progress)
+                              limit=limit, progress=progress, proposals_dir=settings.proposals_dir)
         pred = model.predict_ranks(split.images(), max_sequences=8192) if len(split) else []
         rankings = []
         for i, stem in enumerate(split.features.stems):

@@ -138,7 +138,9 @@ def build_split(args, split: str, unisal, backbone, settings, config=None, log=p
     try:
         data = prepare_split(scene_set, unisal=unisal, backbone=backbone, detector=args.detector, config=config,
                              gamma=args.gamma, beta=args.beta, top_n=args.top_n, limit=args.limit,
-                             cache=not args.no_cache, progress=not args.no_progress)
+                             cache=False if args.no_cache else settings.cache_dir / "features",
+                             progress=not args.no_progress,
+                             proposals_dir=settings.proposals_dir)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise CommandError(f"{args.dataset}/{split}: {exc}") from None
     log(f"{args.dataset}/{split}: {len(data)} images, {data.features.n_proposals} proposals ({args.detector})")

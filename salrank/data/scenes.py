@@ -133,7 +133,7 @@ def _salicon(split: str, settings: Settings, detector: str | None) -> SceneSet:
     images = {s: image_dir / (fixations[s].file_name or f"{s}.jpg") for s in fixations}
     boxes: dict[str, np.ndarray] = {}
     if detector:
-        proposals = root / "proposals" / f"{detector}_{source}.json"
+        proposals = settings.proposals_dir / f"{detector}_{source}.json"
         if proposals.is_file():
             from salrank.proposals.generate import read_proposals
 
