@@ -410,3 +410,19 @@ def test_run_table2_grid(setup, settings):
         run_table2(settings, setup=setup, rows=[8])
     rv = run_reg_vs_cls(settings, setup=setup, gammas=[0.5])
     assert rv["model"].tolist() == ["Ours (Cls.)", "Ours (Reg.)"] and rv["head"].tolist() == ["vit", "reg"]
+
+
+def test_describe_setup_names_the_weights_and_the_additions(setup, tmp_path, monkeypatch):
+    from salrank.analysis.experiments import describe_setup
+
+    monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    settings = get_settings(profile="sample", weights_dir=tmp_path)
+    said = describe_setup(setup, settings)
+    assert said["weights"] == "UNISAL: random, seed 0; resnet18: random, seed 0"
+    assert any("standardisation" in line and "salrank addition" in line for line in said["extra"])
+    full = profile_setup(get_settings(profile="full", device="cpu"))
+    said = describe_setup(full, get_settings(profile="full", weights_dir=tmp_path))
+    assert said["weights"].startswith("MISSING") and "unisal" in said["weights"]
+    assert not any("standardisation" in line for line in said["extra"])
+    assert not any("narrowed" in line for line in said["extra"])  # the paper's heads

@@ -22,8 +22,9 @@ boxes ``[x1, y1, x2, y2]`` pixels, predicted ranks 1..n, RA-SRGT scores and rank
 fixation). The key hashes everything that changes the result: the experiment without its
 ``name`` (a label only), with the model overrides resolved to the full configuration (so
 ``{"head": "vit"}`` and ``{}`` share a run), the setup without its device, and the identity of the
-weights used (:func:`salrank.models.backbones.weights_identity`). Features are cached separately (:func:`salrank.fosrnet.features.extract_features`) and
-shared by all experiments with the same proposals; labels are recomputed per ``gamma``/``beta``.
+weights used (:func:`salrank.models.backbones.weights_identity`). Features are cached separately
+(:func:`salrank.fosrnet.features.extract_features`) and shared by all experiments with the same
+proposals; labels are recomputed per ``gamma``/``beta``.
 :func:`run_experiments` runs a list and returns one table row per experiment.
 """
 

@@ -81,6 +81,8 @@ class FOSRNetConfig:
     def __post_init__(self):
         if self.cost not in COSTS:
             raise ValueError(f"FOSRNetConfig.cost: unknown {self.cost!r}; expected one of {COSTS}")
+        if self.use_geometry and self.geometry_dim < 1:
+            raise ValueError(f"FOSRNetConfig.geometry_dim: must be >= 1, got {self.geometry_dim}")
         if not any((self.use_pse, self.use_local, self.use_global, self.use_pe)):
             raise ValueError("FOSRNetConfig: at least one of use_pse/use_local/use_global/use_pe must be True")
 
