@@ -34,6 +34,12 @@ class Settings:
     cache_dir: Path
     device: str
 
+    @property
+    def proposals_dir(self) -> Path | None:
+        """``<data_root>/proposals``, where ``salrank proposals`` writes the detectors' proposal files
+        (``<detector>_<train|val>.json``); ``None`` without a data root."""
+        return None if self.data_root is None else self.data_root / "proposals"
+
     def torch_device(self):
         """The :class:`torch.device` that ``device`` names (``auto``: CUDA when available)."""
         return resolve_device(self.device)

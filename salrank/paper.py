@@ -54,8 +54,9 @@ TEST_SIZE = 3_800
 
 # --- Table I: ours vs ASSR / ILRSR on three datasets (SRCC, F1) ------------------------------------
 
-#: (column label, salrank dataset name) of Table I's three datasets.
-TABLE1_DATASETS = (("ASSR dataset", "assr"), ("IRSR dataset", "irsr"), ("Our dataset", "salicon"))
+#: (column label as printed, salrank dataset name) of Table I's three datasets: Siris' is ASSR's
+#: dataset (Siris et al., CVPR 2020), Liu's is IRSR's (Liu et al., TPAMI 2021).
+TABLE1_DATASETS = (("Siris' dataset", "assr"), ("Liu's dataset", "irsr"), ("Our dataset", "salicon"))
 #: method -> [SRCC, F1] per dataset of :data:`TABLE1_DATASETS`, in that order. "ILRSR" is the
 #: paper's name for IRSR; both peers were retrained by the paper's authors on each dataset.
 TABLE1 = {

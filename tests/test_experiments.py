@@ -16,7 +16,6 @@ from salrank.analysis.experiments import (
     Experiment,
     ExperimentSetup,
     experiment_key,
-    profile_defaults,
     profile_setup,
     run_experiment,
     run_experiments,
@@ -25,8 +24,9 @@ from salrank.analysis.experiments import (
 from salrank.config import get_settings
 from salrank.fosrnet.data import RankingSplit
 from salrank.fosrnet.features import FeatureConfig, FeatureStore
-from salrank.fosrnet.model import TABLE2_ROWS
 from salrank.fosrnet.train import Trainer
+from salrank.paper import TABLE2_ROWS
+from salrank.profiles import FULL, SAMPLE
 
 SMALL_HEADS = {
     "vit": {"width": 32, "depth": 1, "num_heads": 2},
@@ -64,7 +64,7 @@ def setup(tiny_root):
         base,
         dataset_root=str(tiny_root),
         limits=(None, None, None),
-        pretrained="no",
+        pretrained=False,
         features=FeatureConfig(mode="roi", unisal_network_size=(96, 128), roi_image_size=(96, 128)),
         head_kwargs=SMALL_HEADS,
         train={"epochs": 2, "batch_size": 32},
@@ -309,25 +309,33 @@ def test_profile_setups_and_defaults():
         "resnet18",
         "fast",
     )
-    assert sample.limits == ex.SAMPLE_LIMITS and sample.threads == 1 and sample.device == "cpu"
+    assert sample.limits == SAMPLE.limits == (150, 50, 100) and sample.threads == 1 and sample.device == "cpu"
+    assert sample.normalize and sample.train == {"epochs": 12} and sample.pretrained == "auto"
+    assert sample.head_kwargs["vit"] == {"width": 128, "depth": 2, "num_heads": 4}
     full = profile_setup(get_settings(profile="full", device="cpu"))
     assert (full.dataset, full.detector, full.backbone, full.pretrained, full.preset) == (
         "salicon",
         "efficientdet_d0",
         "resnet101",
-        "yes",
+        True,
         "paper",
     )
     assert full.limits == (None, None, None) and full.head_kwargs == {} and full.features == FeatureConfig()
-    assert profile_defaults("full", "synthsal")["detector"] == "oracle"
-    assert profile_defaults("sample", "salicon")["detector"] == "efficientdet_d0"
+    assert not full.normalize and full.train == {}  # the paper's model has no standardisation
+    # a dataset override brings its proposal source; an explicit detector wins
+    assert profile_setup(get_settings(profile="full"), dataset="synthsal").detector == "oracle"
+    assert profile_setup(get_settings(profile="sample"), dataset="salicon").detector == "efficientdet_d0"
+    assert profile_setup(get_settings(profile="sample"), dataset="salicon", detector="true").detector == "true"
+    # an explicit profile object instead of the settings' name
+    assert profile_setup(get_settings(profile="sample"), FULL).backbone == "resnet101"
+    with pytest.raises(ValueError, match="pretrained"):
+        replace(sample, pretrained="yes")
 
 
 # --- salrank.analysis.ablations -------------------------------------------------------------------------
 def test_ablation_tables_hand_case():
-    from salrank.analysis.ablations import PAPER_TABLE2, reg_vs_cls_table, summarise, table2_table
+    from salrank.analysis.ablations import reg_vs_cls_table, summarise, table2_table
 
-    assert PAPER_TABLE2[7] == (0.908, 0.706) and PAPER_TABLE2[1] == (0.778, 0.531)
     df = pd.DataFrame({"row": [3, 3, 1], "srcc": [0.2, 0.4, 0.5], "f1": [0.1, 0.3, 0.6]})
     s = summarise(df, "row")
     assert list(s.index) == [3, 1] and s.loc[3, "srcc"] == pytest.approx(0.3)
@@ -402,3 +410,19 @@ def test_run_table2_grid(setup, settings):
         run_table2(settings, setup=setup, rows=[8])
     rv = run_reg_vs_cls(settings, setup=setup, gammas=[0.5])
     assert rv["model"].tolist() == ["Ours (Cls.)", "Ours (Reg.)"] and rv["head"].tolist() == ["vit", "reg"]
+
+
+def test_describe_setup_names_the_weights_and_the_additions(setup, tmp_path, monkeypatch):
+    from salrank.analysis.experiments import describe_setup
+
+    monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    settings = get_settings(profile="sample", weights_dir=tmp_path)
+    said = describe_setup(setup, settings)
+    assert said["weights"] == "UNISAL: random, seed 0; resnet18: random, seed 0"
+    assert any("standardisation" in line and "salrank addition" in line for line in said["extra"])
+    full = profile_setup(get_settings(profile="full", device="cpu"))
+    said = describe_setup(full, get_settings(profile="full", weights_dir=tmp_path))
+    assert said["weights"].startswith("MISSING") and "unisal" in said["weights"]
+    assert not any("standardisation" in line for line in said["extra"])
+    assert not any("narrowed" in line for line in said["extra"])  # the paper's heads

@@ -16,10 +16,9 @@ from salrank.fosrnet.features import (
     enlarge_boxes,
     extract_features,
     features_of_images,
-    load_backbone,
-    load_psm,
 )
 from salrank.fosrnet.model import create_fosrnet
+from salrank.models.backbones import WeightsIdentity, feature_extractors
 
 SIZE = (96, 128)  # (height, width)
 CONFIG = FeatureConfig(unisal_network_size=SIZE, crop_size=32, roi_output=3)
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 @pytest.fixture(scope="module")
 def models():
-    return load_psm(pretrained=False, device="cpu"), load_backbone("resnet18", pretrained=False, device="cpu")
+    return feature_extractors(False, 0, "resnet18", "cpu")[:2]
 
 
 def _boxes(rng, n):
@@ -181,8 +180,6 @@ def test_store_feeds_fosrnet_and_round_trips(models, tmp_path):
 
 def test_bad_inputs(models, tmp_path):
     unisal, cnn = models
-    with pytest.raises(ValueError, match="backbone"):
-        load_backbone("vgg16", pretrained=False)
     with pytest.raises(ValueError, match="mode"):
         FeatureConfig(mode="pixels")
     bad = [ImageProposals("x", np.zeros((*SIZE, 3), np.uint8), np.array([[1.0, 2.0, 3.0]]))]
@@ -196,11 +193,14 @@ def test_bad_inputs(models, tmp_path):
         FeatureStore.load(tmp_path)
 
 
-def test_offline_pretrained_backbone_raises_weights_error(tmp_path, monkeypatch):
-    from salrank.weights import WeightsNotFoundError
+def test_features_record_the_weights_identity(models):
+    unisal, cnn = models
+    store = extract_features(_items(1, [2]), unisal=unisal, backbone=cnn, config=CONFIG, cache=False, progress=False)
+    identity = WeightsIdentity.from_dict(store.meta["weights"])
+    assert identity == WeightsIdentity(unisal.weights, cnn.weights) and identity.rebuild_options() == {
+        "pretrained": False, "seed": 0}
+    from salrank.models.unisal import load_unisal
 
-    monkeypatch.setenv("SALRANK_WEIGHTS", str(tmp_path))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
-    with pytest.raises(WeightsNotFoundError, match="resnet18"):
-        load_backbone("resnet18", pretrained=True)
+    bare = load_unisal(pretrained=False, device="cpu")  # built without feature_extractors: no identity
+    with pytest.raises(ValueError, match="feature_extractors"):
+        extract_features(_items(1, [2]), unisal=bare, backbone=cnn, config=CONFIG, cache=False, progress=False)

@@ -499,13 +499,20 @@ def test_peer_roots_and_missing_checkpoint(tmp_path):
         fosrnet_ranker(tmp_path / "model.pt", pretrained=False)
 
 
-def test_paper_tables_transcribed():
+def test_paper_tables_lay_out_salrank_paper():
+    from salrank import paper
+
     t1 = paper_table1()
-    assert t1.shape == (3, 6) and list(t1.index) == ["ASSR", "ILRSR", "Ours"]
-    assert t1.loc["Ours", ("Our dataset", "SRCC")] == 0.908  # = Table II row 7, the headline
-    assert t1.loc["ILRSR", ("Liu's dataset", "F1")] == 0.609
-    assert paper_table7().loc["FPS", "Ours (Detection)"] == 20.5
-    assert paper_table8().loc["SegGPT (mask -> proposal)", "AP50"] == 77.1
+    assert t1.shape == (3, 6) and list(t1.index) == list(paper.TABLE1)
+    for i, (label, _) in enumerate(paper.TABLE1_DATASETS):
+        for j, metric in enumerate(("SRCC", "F1")):
+            assert t1[(label, metric)].tolist() == [v[2 * i + j] for v in paper.TABLE1.values()]
+    t7 = paper_table7()
+    assert list(t7.index) == ["SRCC", "F1", "FPS"]
+    assert {m: tuple(t7[m]) for m in t7.columns} == paper.TABLE7
+    t8 = paper_table8()
+    assert list(t8.columns) == ["AP", "AP50", "SRCC", "F1", "FPS"]
+    assert {m: tuple(t8.loc[m]) for m in t8.index} == paper.TABLE8
 
 
 # ----------------------------------------------------------------------------- Tables VII-VIII

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from salrank.cli import main
-from salrank.fosrnet.features import load_backbone, load_psm
 from salrank.fosrnet.model import create_fosrnet
 from salrank.fosrnet.pipeline import RankingPipeline, draw_ranking
+from salrank.models.backbones import feature_extractors
 
 SMALL = ["--unisal-size", "96", "128", "--crop-size", "64", "--no-progress"]
 
@@ -46,8 +46,9 @@ def test_pipeline_ranks_oracle_proposals_and_draws(tiny, tmp_path):
     part = load_synthsal(tiny, "test", cache=False)
     detector = create_detector("oracle", true_boxes=part.boxes, score_threshold=0.0)
     torch.manual_seed(0)
-    pipe = RankingPipeline(detector, load_psm(False, device="cpu"), load_backbone("resnet18", False, device="cpu"),
-                           create_fosrnet(appearance_dim=512))
+    unisal, cnn, identity = feature_extractors(False, 0, "resnet18", "cpu")
+    pipe = RankingPipeline(detector, unisal, cnn, create_fosrnet(appearance_dim=512))
+    assert pipe.weights == identity
     pipe.feature_config = type(pipe.feature_config)(unisal_network_size=(96, 128), crop_size=64)
     paths = [part.image_paths[s] for s in part.stems[:2]]
     results = pipe.rank([str(p) for p in paths])
@@ -77,7 +78,7 @@ def test_cli_train_eval_rank(tiny, tmp_path, capsys):
     metrics = json.loads(result.read_text())
     assert metrics["n_images"] == 4 and -1 <= metrics["srcc"] <= 1 and 0 <= metrics["f1"] <= 1
     assert {"plcc", "rmse", "acc_top1", "acc_top2", "acc_top3", "sa_sor"} <= set(metrics)
-    assert metrics["unisal_weights"] == "random-seed0"
+    assert metrics["weights"] == "UNISAL: random, seed 0; resnet18: random, seed 0"
 
     image = next((tiny / "images" / "test").iterdir())
     ranked, overlay = tmp_path / "r.json", tmp_path / "r.png"

@@ -11,7 +11,6 @@ from PIL import Image
 
 import salrank.analysis.detectors as analysis
 from salrank.analysis.detectors import (
-    PAPER_TABLE4B_FPS,
     DetectorSpec,
     benchmark_detectors,
     build_detector,
@@ -23,6 +22,7 @@ from salrank.analysis.detectors import (
 )
 from salrank.data import Fixations
 from salrank.data.scenes import SceneSet
+from salrank.paper import TABLE4B_FPS
 from salrank.proposals import Detections, Detector, create_detector, filter_proposals
 
 H, W = 60, 80
@@ -211,12 +211,12 @@ def test_with_paper_fps_joins_on_the_paper_names():
     bench = pd.DataFrame({"detector": ["efficientdet_d0", "ssdlite320_mobilenet_v3_large"],
                           "paper_name": ["EfficientDet", ""], "images_per_s": [10.0, 50.0]})
     table = with_paper_fps(bench)
-    assert len(table) == len(PAPER_TABLE4B_FPS) + 1
+    assert len(table) == len(TABLE4B_FPS) + 1
     eff = table[table["detector"] == "efficientdet_d0"].iloc[0]
-    assert eff["paper_fps"] == 41.0 and eff["images_per_s"] == 10.0
+    assert eff["paper_fps"] == TABLE4B_FPS["EfficientDet"] and eff["images_per_s"] == 10.0
     assert eff["label"] == "EfficientDet / efficientdet_d0"
     assert table.iloc[0]["label"] == "Sparse RCNN"
-    assert list(table["paper_name"].iloc[: len(PAPER_TABLE4B_FPS)]) == list(PAPER_TABLE4B_FPS)
+    assert list(table["paper_name"].iloc[: len(TABLE4B_FPS)]) == list(TABLE4B_FPS)
     last = table.iloc[-1]
     assert last["detector"] == "ssdlite320_mobilenet_v3_large" and np.isnan(last["paper_fps"])
     assert last["label"] == "ssdlite320_mobilenet_v3_large"

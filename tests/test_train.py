@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,10 +12,9 @@ import torch
 from salrank.data.scenes import SceneSet
 from salrank.fosrnet.data import RankingSplit, prepare_split
 from salrank.fosrnet.evaluate import evaluate_model, gt_values, pred_values
-from salrank.fosrnet.extensions import ExtendedFOSRNet, ExtensionConfig, build_ranker
-from salrank.fosrnet.features import FeatureConfig, FeatureStore, load_backbone, load_psm
+from salrank.fosrnet.features import FeatureConfig, FeatureStore
 from salrank.fosrnet.losses import IGNORE_INDEX
-from salrank.fosrnet.model import FOSRNetConfig
+from salrank.fosrnet.model import FOSRNet, FOSRNetConfig
 from salrank.fosrnet.train import (
     SequenceDataset,
     Trainer,
@@ -22,11 +22,11 @@ from salrank.fosrnet.train import (
     load_checkpoint,
     train_config,
 )
+from salrank.models.backbones import WeightsIdentity, feature_extractors
 
 SIZE = (96, 128)
 FEATURES = FeatureConfig(unisal_network_size=SIZE, crop_size=64)
-MODEL = FOSRNetConfig(appearance_dim=512)
-NORM = ExtensionConfig(normalize=True)
+MODEL = FOSRNetConfig(appearance_dim=512, normalize=True)
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -40,7 +40,7 @@ def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("tinysynth")
     ds = generate_dataset(root, n_train=60, n_val=20, n_test=0, seed=0, config=SynthSalConfig(height=96, width=128),
                           progress=False)
-    unisal, cnn = load_psm(pretrained=False, device="cpu"), load_backbone("resnet18", pretrained=False, device="cpu")
+    unisal, cnn, _ = feature_extractors(False, 0, "resnet18", "cpu")
     out = {}
     for split in ("train", "val"):
         part = ds.load(split, cache=False)
@@ -52,7 +52,7 @@ def splits(tmp_path_factory):
 
 def _fit(train, val, out, epochs, resume=False, log=None, **kw):
     cfg = train_config("fast", epochs=epochs, batch_size=32, patience=None, **kw)
-    trainer = Trainer(MODEL, cfg, train, val, out, progress=False, log=log, extension=NORM)
+    trainer = Trainer(MODEL, cfg, train, val, out, progress=False, log=log)
     return trainer, trainer.fit(resume=resume)
 
 
@@ -97,10 +97,9 @@ def test_train_config_and_seeds():
     assert epoch_seed(0, 1) == epoch_seed(0, 1) != epoch_seed(0, 2) != epoch_seed(1, 2)
 
 
-def test_normalization_extension():
+def test_normalization_and_geometry_additions():
     torch.manual_seed(0)
-    model = build_ranker(MODEL, NORM)
-    assert isinstance(model, ExtendedFOSRNet)
+    model = FOSRNet(MODEL)
     rng = np.random.default_rng(0)
     arrays = {"local": rng.normal(3, 0.01, (50, 192)), "global": rng.normal(0, 5, (50, 192)),
               "appearance": rng.normal(1, 2, (50, 512))}
@@ -110,9 +109,15 @@ def test_normalization_extension():
     x = model.embed(feats)
     assert torch.allclose(x[0, :384], torch.zeros(384), atol=1e-4)  # the mean maps to 0
     assert torch.allclose(x[0, 576:], torch.zeros(512), atol=1e-4)
-    assert type(build_ranker(MODEL, ExtensionConfig())).__name__ == "FOSRNet"
-    geo = build_ranker(MODEL, ExtensionConfig(use_geometry=True))
+    paper = FOSRNet(replace(MODEL, normalize=False))
+    assert not any(k.startswith(("mean_", "std_")) for k in paper.state_dict())  # the paper's model: no buffers
+    with pytest.raises(ValueError, match="normalize=False"):
+        paper.set_normalization(arrays)
+    geo = FOSRNet(replace(MODEL, use_geometry=True))
+    assert geo.config.in_dim == MODEL.in_dim + 64
     assert geo.embed({**feats, "geometry": np.ones((1, 3))}).shape == (1, MODEL.in_dim + 64)
+    with pytest.raises(KeyError, match="geometry"):
+        geo.embed(feats)
 
 
 def test_learning_on_synthsal(splits, tmp_path):
@@ -126,7 +131,7 @@ def test_learning_on_synthsal(splits, tmp_path):
     train, val = splits["train"], splits["val"]
     trainer, summary = _fit(train, val, tmp_path / "run", epochs=3)
     torch.manual_seed(0)
-    untrained = build_ranker(MODEL, NORM)
+    untrained = FOSRNet(MODEL)
     untrained.set_normalization(train.features.arrays)
     before = evaluate_model(untrained, val)["srcc"]
     after = summary["best_val_srcc"]
@@ -134,7 +139,9 @@ def test_learning_on_synthsal(splits, tmp_path):
     assert after > 0.3 and after - before > 0.2, (before, after)
     model, ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert evaluate_model(model, val)["srcc"] == pytest.approx(after)
-    assert ckpt["feature_meta"]["unisal_weights"] == "random-seed0"
+    assert WeightsIdentity.from_dict(ckpt["feature_meta"]["weights"]).label == (
+        "UNISAL: random, seed 0; resnet18: random, seed 0")
+    assert ckpt["model_config"]["normalize"] is True  # the whole config, additions included
 
 
 def test_resume_gives_identical_weights_and_log(splits, tmp_path):

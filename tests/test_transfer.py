@@ -20,7 +20,7 @@ def tiny(tmp_path_factory, torch_one_thread):
     root = tmp_path_factory.mktemp("tiny-synthsal")
     config = SynthSalConfig(height=96, width=128, objects=(3, 6), observers=(5, 10), points_per_image=(60, 120))
     generate_dataset(root, n_train=8, n_val=4, n_test=4, seed=0, config=config, progress=False)
-    setup = ExperimentSetup(profile="sample", dataset="synthsal", dataset_root=str(root), pretrained="no",
+    setup = ExperimentSetup(profile="sample", dataset="synthsal", dataset_root=str(root), pretrained=False,
                             features=FeatureConfig(mode="roi", unisal_network_size=(96, 128), roi_image_size=(96, 128)),
                             preset="fast", train={"epochs": 1})
     settings = get_settings(profile="sample", cache_dir=str(tmp_path_factory.mktemp("cache")))

@@ -1,6 +1,6 @@
 """The paper's FOSRNet ablations as experiment grids, with the paper's reported numbers beside ours.
 
-* Table II (component ablation): the 7 rows of :data:`salrank.fosrnet.model.TABLE2_ROWS` (PSE, LF, GF,
+* Table II (component ablation): the 7 rows of :data:`salrank.paper.TABLE2_ROWS` (PSE, LF, GF,
   PE, TEB, HA switches), :func:`run_table2` and :func:`table2_table`;
 * Table III-C (heads FC / GCN / ViT and the RA-SRGT threshold gamma), :func:`run_heads_gamma` and
   :func:`heads_table`, :func:`gamma_table`;
@@ -24,17 +24,18 @@ import pandas as pd
 
 from salrank.analysis.experiments import Experiment, ExperimentSetup, run_experiments
 from salrank.config import Settings
-from salrank.fosrnet.model import TABLE2_ROWS
-from salrank.gt import PAPER_GAMMAS
+from salrank.paper import (
+    DEFAULT_GAMMA,
+    GAMMAS,
+    TABLE2,
+    TABLE2_ROWS,
+    TABLE2_SWITCHES,
+    TABLE3C_GAMMA,
+    TABLE3C_HEADS,
+)
 
 __all__ = [
-    "GAMMAS",
     "HEAD_LABELS",
-    "PAPER_GAMMA",
-    "PAPER_HEADS",
-    "PAPER_REG_GAIN",
-    "PAPER_TABLE2",
-    "TABLE2_SWITCHES",
     "gamma_table",
     "heads_table",
     "reg_vs_cls_table",
@@ -44,42 +45,6 @@ __all__ = [
     "summarise",
     "table2_table",
 ]
-
-#: the RA-SRGT thresholds the paper studies
-GAMMAS = PAPER_GAMMAS
-
-#: Table II columns -> FOSRNetConfig switch
-TABLE2_SWITCHES = {
-    "PSE": "use_pse",
-    "LF": "use_local",
-    "GF": "use_global",
-    "PE": "use_pe",
-    "TEB": "use_transformer",
-    "HA": "use_hungarian",
-}
-
-#: Table II, SALICON relabelled with RA-SRGT (gamma 0.2): row -> (SRCC, F1)
-PAPER_TABLE2 = {
-    1: (0.778, 0.531),
-    2: (0.746, 0.519),
-    3: (0.784, 0.564),
-    4: (0.865, 0.624),
-    5: (0.871, 0.629),
-    6: (0.912, 0.691),
-    7: (0.908, 0.706),
-}
-
-#: Table III-C-a, "different backbones" (the ranking head; gamma 0.2): head -> (SRCC, F1)
-PAPER_HEADS = {"fc": (0.891, 0.689), "gcn": (0.904, 0.701), "vit": (0.908, 0.706)}
-
-#: Table III-C-b, "different threshold gamma" (the full model, Ours (Cls.)): gamma -> (SRCC, F1); Sec. IV-C
-#: repeats the SRCCs for Fig. 9 ("0.907, 0.908, 0.905, and 0.896")
-PAPER_GAMMA = {0.1: (0.907, 0.704), 0.2: (0.908, 0.706), 0.5: (0.905, 0.701), 0.8: (0.896, 0.698)}
-
-#: Sec. IV-C: Ours (Cls.) "achieves average performance gains of 1.8% and 4% across four GT thresholds,
-#: as measured by the SRCC and F1 metrics" over Ours (Reg.); the paper prints no Reg. numbers and
-#: does not say whether the gains are absolute (points) or relative
-PAPER_REG_GAIN = {"srcc": 0.018, "f1": 0.04}
 
 #: display names of the heads
 HEAD_LABELS = {"fc": "FC", "gcn": "GCN", "vit": "ViT", "reg": "Ours (Reg.)"}
@@ -110,7 +75,7 @@ def run_table2(
     setup: ExperimentSetup | None = None,
     seeds: int | Iterable[int] = 0,
     rows: Iterable[int] | None = None,
-    gamma: float = 0.2,
+    gamma: float = DEFAULT_GAMMA,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Table II: the full model with parts switched off (``rows``: default all 7), per seed.
@@ -209,8 +174,8 @@ def table2_table(results: pd.DataFrame) -> pd.DataFrame:
             **{col: _check(TABLE2_ROWS[int(r)][sw]) for col, sw in TABLE2_SWITCHES.items()},
             "SRCC (ours)": m["srcc"],
             "F1 (ours)": m["f1"],
-            "SRCC (paper)": PAPER_TABLE2[int(r)][0],
-            "F1 (paper)": PAPER_TABLE2[int(r)][1],
+            "SRCC (paper)": TABLE2[int(r)][0],
+            "F1 (paper)": TABLE2[int(r)][1],
         }
         if m["n_seeds"] > 1:
             row.update({"SRCC sd": m["srcc_sd"], "F1 sd": m["f1_sd"]})
@@ -218,7 +183,7 @@ def table2_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("row")
 
 
-def heads_table(results: pd.DataFrame, gamma: float = 0.2) -> pd.DataFrame:
+def heads_table(results: pd.DataFrame, gamma: float = DEFAULT_GAMMA) -> pd.DataFrame:
     """Table III-C-a: per head at ``gamma``, our SRCC/F1 and the paper's (printed at gamma 0.2)."""
     sub = results[np.isclose(results["gamma"], gamma)]
     if sub.empty:
@@ -229,8 +194,8 @@ def heads_table(results: pd.DataFrame, gamma: float = 0.2) -> pd.DataFrame:
             "head": [HEAD_LABELS.get(h, h) for h in s.index],
             "SRCC (ours)": s["srcc"].to_numpy(),
             "F1 (ours)": s["f1"].to_numpy(),
-            "SRCC (paper)": [PAPER_HEADS.get(h, (np.nan, np.nan))[0] for h in s.index],
-            "F1 (paper)": [PAPER_HEADS.get(h, (np.nan, np.nan))[1] for h in s.index],
+            "SRCC (paper)": [TABLE3C_HEADS.get(h, (np.nan, np.nan))[0] for h in s.index],
+            "F1 (paper)": [TABLE3C_HEADS.get(h, (np.nan, np.nan))[1] for h in s.index],
         }
     )
     return out.set_index("head")
@@ -242,7 +207,7 @@ def gamma_table(results: pd.DataFrame, head: str = "vit") -> pd.DataFrame:
     if sub.empty:
         raise ValueError(f"gamma_table: no results with head {head!r}")
     s = summarise(sub, "gamma")
-    paper = [PAPER_GAMMA.get(round(float(g), 6), (np.nan, np.nan)) for g in s.index]
+    paper = [TABLE3C_GAMMA.get(round(float(g), 6), (np.nan, np.nan)) for g in s.index]
     out = pd.DataFrame(
         {
             "gamma": s.index.to_numpy(),
@@ -258,7 +223,7 @@ def gamma_table(results: pd.DataFrame, head: str = "vit") -> pd.DataFrame:
 def reg_vs_cls_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per gamma: our Cls. and Reg. SRCC/F1, the gain Cls. - Reg., and the paper's Cls. numbers;
     a last row ``mean`` averages over the gammas (the paper reports only that average gain,
-    :data:`PAPER_REG_GAIN`)."""
+    :data:`salrank.paper.REG_GAIN`)."""
     s = summarise(results, ["gamma", "model"])
     rows = []
     for g in dict.fromkeys(results["gamma"]):
@@ -266,7 +231,7 @@ def reg_vs_cls_table(results: pd.DataFrame) -> pd.DataFrame:
             cls, reg = s.loc[(g, "Ours (Cls.)")], s.loc[(g, "Ours (Reg.)")]
         except KeyError:
             raise ValueError(f"reg_vs_cls_table: gamma {g} lacks a Cls. or a Reg. result") from None
-        paper = PAPER_GAMMA.get(round(float(g), 6), (np.nan, np.nan))
+        paper = TABLE3C_GAMMA.get(round(float(g), 6), (np.nan, np.nan))
         rows.append(
             {
                 "gamma": f"{g:g}",

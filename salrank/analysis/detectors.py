@@ -12,7 +12,7 @@ budget, and :func:`coverage_curves` compares each with the reference detector
 (:func:`~salrank.proposals.coverage_rate`). :func:`oracle_variants` gives SynthSal oracle
 detectors at several noise levels, the stand-ins for real detectors on the sample profile.
 :func:`benchmark_detectors` times several detectors (:func:`~salrank.bench.detectors.benchmark_detector`)
-and :data:`PAPER_TABLE4B_FPS` holds the paper's numbers.
+and :data:`salrank.paper.TABLE4B_FPS` holds the paper's numbers.
 
 Boxes are ``[x1, y1, x2, y2]`` pixels of the original image.
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from salrank.paper import TABLE4B_FPS
 from salrank.proposals.coverage import DEFAULT_IOU_THRESHOLDS, coverage_rate
 from salrank.proposals.registry import Detections, Detector, create_detector
 
@@ -38,9 +39,7 @@ __all__ = [
     "DetectorSpec",
     "CoverageStudy",
     "ORACLE_NOISE_LEVELS",
-    "PAPER_TABLE4B_FPS",
     "PAPER_DETECTOR_NAMES",
-    "PAPER_PIPELINE_FPS",
     "oracle_variants",
     "build_detector",
     "collect_proposals",
@@ -49,13 +48,6 @@ __all__ = [
     "benchmark_detectors",
     "with_paper_fps",
 ]
-
-PAPER_TABLE4B_FPS = {"Sparse RCNN": 23.0, "Faster RCNN": 26.0, "DETR": 28.0, "EfficientDet": 41.0,
-                     "YOLOv5": 140.0, "RT-DETR": 114.0, "YOLOv8": 311.0}
-"""The paper's Table IV-B: detector frames per second (an RTX 2080Ti, as for the whole pipeline)."""
-
-PAPER_PIPELINE_FPS = 20.5
-"""The paper's Table IV-A: FOSRNet's whole inference including the proposals (2080Ti)."""
 
 PAPER_DETECTOR_NAMES = {
     "efficientdet_d0": "EfficientDet",
@@ -345,11 +337,11 @@ def with_paper_fps(bench: pd.DataFrame) -> pd.DataFrame:
     """:func:`benchmark_detectors`' table joined with the paper's Table IV-B: one row per paper
     detector and per measured detector (outer join on the paper's name), ``paper_fps`` beside
     ``images_per_s``, and a ``label`` for plots (``"<paper name> / <detector>"`` when both exist)."""
-    paper = pd.DataFrame({"paper_name": list(PAPER_TABLE4B_FPS), "paper_fps": list(PAPER_TABLE4B_FPS.values())})
+    paper = pd.DataFrame({"paper_name": list(TABLE4B_FPS), "paper_fps": list(TABLE4B_FPS.values())})
     ours = bench.copy()
     ours["paper_name"] = ours["paper_name"].replace("", np.nan)
     matched = ours.merge(paper, on="paper_name", how="outer")
-    order = {n: i for i, n in enumerate(PAPER_TABLE4B_FPS)}
+    order = {n: i for i, n in enumerate(TABLE4B_FPS)}
     matched["_order"] = matched["paper_name"].map(order).fillna(len(order))
     matched["label"] = [" / ".join(str(v) for v in (p, d) if isinstance(v, str) and v)
                         for p, d in zip(matched["paper_name"], matched["detector"], strict=True)]

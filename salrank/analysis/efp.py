@@ -38,16 +38,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from salrank.gt import DEFAULT_BETA, PAPER_GAMMAS, class_labels, efp_ranks, rank_objects
+from salrank.gt import DEFAULT_BETA, class_labels, efp_ranks, rank_objects
 from salrank.gt.efp import efp_threshold, grey
 from salrank.metrics.ranking import NAN_POLICIES, evaluate
+from salrank.paper import GAMMAS
 
 __all__ = [
-    "FIG9_GAMMAS",
     "DEFAULT_LAMS",
     "MAP_SUFFIXES",
     "PROTOCOLS",
-    "PAPER_OURS_SRCC",
     "LazyMaps",
     "centre_bias_map",
     "centre_bias_maps",
@@ -63,9 +62,6 @@ __all__ = [
     "best_lambda",
 ]
 
-FIG9_GAMMAS = PAPER_GAMMAS
-"""The GT thresholds (eq. 4's gamma) of the paper's Fig. 9 panels."""
-
 DEFAULT_LAMS = tuple(np.round(np.arange(0.1, 1.0001, 0.1), 2))
 """The binarisation weights (eq. 12's lambda) swept: 0.1, 0.2, ..., 1.0 (the figure's x axis)."""
 
@@ -73,9 +69,6 @@ MAP_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 PROTOCOLS = ("ranks", "classes")
 
-PAPER_OURS_SRCC = {0.1: 0.907, 0.2: 0.908, 0.5: 0.905, 0.8: 0.896}
-"""SRCC of the paper's FOSRNet ("Ours (Cls.)") quoted with Fig. 9, read as one value per gamma
-(the text lists four values "across all binary value thresholds")."""
 
 
 class LazyMaps(Mapping):
@@ -177,23 +170,20 @@ def load_unisal_or_random(weights=None, device=None, seed: int = 0, *, pretraine
     ``weights``: a weight file or a folder holding it (``None``: the usual places, see
     :mod:`salrank.weights`); ``pretrained=False`` skips the attempt. Returns ``(model, note)``:
     ``note`` is ``None`` when the official weights were loaded, else a sentence saying the maps
-    come from random weights (and why), to be shown next to the results.
+    come from random weights (and why), to be shown next to the results. The model's ``weights``
+    attribute is its :class:`~salrank.models.backbones.NetworkWeights`.
     """
-    import torch
-
-    from salrank.models.unisal import load_unisal
+    from salrank.models.backbones import load_psm
     from salrank.weights import WeightsNotFoundError
 
     reason = "pretrained=False was asked for"
     if pretrained:
         try:
-            return load_unisal(weights=weights, pretrained=True, device=device), None
+            return load_psm(True, weights, device=device), None
         except WeightsNotFoundError as exc:
             reason = f"the official weights were not found ({str(exc).splitlines()[0]})"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = load_unisal(pretrained=False, device=device)
-    note = (f"UNISAL runs with **random weights** (seed {seed}) because {reason}: its maps are not "
+    model = load_psm(False, device=device, seed=seed)
+    note = (f"UNISAL runs with **random weights** ({model.weights.label}) because {reason}: its maps are not "
             "predictions of fixations, and its curves only show that the pipeline runs.")
     return model, note
 
@@ -331,7 +321,7 @@ def _values(scores: np.ndarray, ranks: np.ndarray, protocol: str) -> np.ndarray:
 def efp_curves(
     maps: Mapping[str, np.ndarray],
     scene_set,
-    gammas: Sequence[float] = FIG9_GAMMAS,
+    gammas: Sequence[float] = GAMMAS,
     lams: Sequence[float] = DEFAULT_LAMS,
     *,
     model: str = "model",

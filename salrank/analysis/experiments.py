@@ -4,27 +4,15 @@ An :class:`Experiment` is one trained-and-tested FOSRNet variant: model switches
 (Table II, Table III-C, "Ours (Reg.)"), the RA-SRGT ``gamma``/``beta`` of the labels, the
 proposal source (Table VI), shuffled training labels (Table III-A), training overrides and a
 seed. An :class:`ExperimentSetup` says on what it runs (datasets, subset sizes, backbones,
-features, optimiser preset); :func:`profile_setup` gives the profile's:
-
-=========  ===========================================  ==========================================
-profile    sample                                       full
-=========  ===========================================  ==========================================
-data       SynthSal train/val/test, first 150/50/100    SALICON train/val/test (paper splits)
-proposals  the noisy oracle (``"oracle"``)              EfficientDet-D0 (``"efficientdet_d0"``)
-backbones  ResNet18 + UNISAL, pretrained if present,    ResNet101 + UNISAL, pretrained (required)
-           else seeded random weights
-features   ROI appearance on a 240 x 320 image,         crop appearance (224 px), UNISAL at
-           UNISAL at 192 x 256 (fast on a CPU)          288 x 384 (the paper's)
-heads      narrowed for speed: ViT/Reg. width 128, 2    the paper's (ViT: width 384, 4 blocks,
-           blocks, 4 heads; FC/GCN hidden 128           8 heads)
-training   ``fast`` preset, 12 epochs, 1 CPU thread     ``paper`` preset (early stopping)
-=========  ===========================================  ==========================================
+features, optimiser preset); :func:`profile_setup` builds it from a :class:`salrank.profiles.Profile`
+(the ``sample`` and ``full`` profiles: see :mod:`salrank.profiles`).
 
 On a 2-core CPU a sample experiment trains in 2-3 s (FC, GCN) or 5-9 s (ViT, Reg.) once the
 features are cached; the first experiment of a fresh cache also generates SynthSal (about 15 s) and
 extracts the features of the 300 images (about 30-45 s).
 
-Feature standardisation (:mod:`salrank.fosrnet.extensions`) is on, as in ``salrank train``.
+Feature standardisation (``FOSRNetConfig.normalize``, a salrank addition) follows the profile: on
+for ``sample``, off for ``full``; an experiment may override it.
 
 :func:`run_experiment` trains on train (early stopping on val SRCC), evaluates the best
 checkpoint on test and caches everything under ``cache_dir("experiments", <key>)``: the
@@ -34,8 +22,9 @@ boxes ``[x1, y1, x2, y2]`` pixels, predicted ranks 1..n, RA-SRGT scores and rank
 fixation). The key hashes everything that changes the result: the experiment without its
 ``name`` (a label only), with the model overrides resolved to the full configuration (so
 ``{"head": "vit"}`` and ``{}`` share a run), the setup without its device, and the identity of the
-weights used. Features are cached separately (:func:`salrank.fosrnet.features.extract_features`) and
-shared by all experiments with the same proposals; labels are recomputed per ``gamma``/``beta``.
+weights used (:func:`salrank.models.backbones.weights_identity`). Features are cached separately
+(:func:`salrank.fosrnet.features.extract_features`) and shared by all experiments with the same
+proposals; labels are recomputed per ``gamma``/``beta``.
 :func:`run_experiments` runs a list and returns one table row per experiment.
 """
 
@@ -55,10 +44,11 @@ import pandas as pd
 
 from salrank.config import Settings, get_settings
 from salrank.fosrnet.data import RankingSplit
-from salrank.fosrnet.extensions import ExtensionConfig
 from salrank.fosrnet.features import FeatureConfig
 from salrank.fosrnet.model import FOSRNetConfig
 from salrank.fosrnet.train import TrainConfig
+from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
+from salrank.profiles import Profile, get_profile
 
 __all__ = [
     "EXPERIMENT_VERSION",
@@ -68,9 +58,8 @@ __all__ = [
     "ExperimentSetup",
     "describe_setup",
     "experiment_key",
-    "load_extractors",
+    "feature_networks",
     "open_scene_set",
-    "profile_defaults",
     "profile_setup",
     "run_experiment",
     "run_experiments",
@@ -94,7 +83,6 @@ METRIC_COLUMNS = (
 )
 
 _MODEL_KEYS = frozenset(f.name for f in fields(FOSRNetConfig)) - {"appearance_dim"}
-_EXTENSION_KEYS = frozenset(f.name for f in fields(ExtensionConfig))
 _TRAIN_KEYS = frozenset(f.name for f in fields(TrainConfig)) - {"preset", "seed"}
 
 
@@ -105,9 +93,8 @@ class Experiment:
 
     ``name``: the row label in result tables (not part of the cache key). ``model``: overrides of
     :class:`~salrank.fosrnet.model.FOSRNetConfig` fields (e.g. ``{"head": "gcn"}`` or a
-    :data:`~salrank.fosrnet.model.TABLE2_ROWS` entry) and of :class:`~salrank.fosrnet.extensions.ExtensionConfig`
-    fields (``normalize``, ``use_geometry``, ``geometry_dim``); ``appearance_dim`` comes from the
-    backbone. ``gamma``/``beta``: RA-SRGT parameters of the labels (train, val and test).
+    :data:`salrank.paper.TABLE2_ROWS` entry, or the salrank additions ``normalize``, ``use_geometry``);
+    ``appearance_dim`` comes from the backbone and ``normalize`` defaults to the setup's. ``gamma``/``beta``: RA-SRGT parameters of the labels (train, val and test).
     ``detector``: proposal source (:func:`salrank.fosrnet.data.dataset_proposals`; ``None`` = the
     setup's). ``shuffle_gt``: train (and validate) on GT scores permuted within each image, seeded
     by ``seed``; the test labels stay real (Table III-A). ``train``: overrides of
@@ -116,8 +103,8 @@ class Experiment:
 
     name: str
     model: Mapping = field(default_factory=dict)
-    gamma: float = 0.2
-    beta: float = 0.5
+    gamma: float = DEFAULT_GAMMA
+    beta: float = DEFAULT_BETA
     detector: str | None = None
     shuffle_gt: bool = False
     train: Mapping = field(default_factory=dict)
@@ -134,11 +121,9 @@ class Experiment:
             if not isinstance(value, Mapping):
                 raise TypeError(f"{where}: {attr} must be a mapping, got {type(value).__name__}")
             object.__setattr__(self, attr, dict(value))
-        unknown = sorted(set(self.model) - _MODEL_KEYS - _EXTENSION_KEYS)
+        unknown = sorted(set(self.model) - _MODEL_KEYS)
         if unknown:
-            raise ValueError(
-                f"{where}: unknown model option(s) {unknown}; known: {sorted(_MODEL_KEYS | _EXTENSION_KEYS)}"
-            )
+            raise ValueError(f"{where}: unknown model option(s) {unknown}; known: {sorted(_MODEL_KEYS)}")
         unknown = sorted(set(self.train) - _TRAIN_KEYS)
         if unknown:
             raise ValueError(f"{where}: unknown train option(s) {unknown}; known: {sorted(_TRAIN_KEYS)}")
@@ -146,7 +131,6 @@ class Experiment:
             raise ValueError(f"{where}: unknown head {self.model['head']!r}; known: {list_heads()}")
         try:
             config = self.model_config(appearance_dim=8)
-            ExtensionConfig(**self.extension_overrides)
             _check_head(config)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: {exc}") from None
@@ -164,27 +148,18 @@ class Experiment:
 
     __hash__ = None  # mutable-looking mapping fields: compare with ==, key with experiment_key()
 
-    @property
-    def extension_overrides(self) -> dict:
-        return {k: v for k, v in self.model.items() if k in _EXTENSION_KEYS}
-
     def model_config(
-        self, appearance_dim: int, head_kwargs: Mapping[str, Mapping] | None = None
+        self, appearance_dim: int, head_kwargs: Mapping[str, Mapping] | None = None, normalize: bool = False
     ) -> FOSRNetConfig:
         """The full :class:`FOSRNetConfig` for a backbone of ``appearance_dim``.
 
         ``head_kwargs``: per head name, default constructor options (a setup's); the experiment's
-        own ``head_kwargs`` override them.
+        own ``head_kwargs`` override them. ``normalize``: the default of the feature
+        standardisation (a setup's); the experiment's own ``normalize`` wins.
         """
-        config = FOSRNetConfig(
-            **{k: v for k, v in self.model.items() if k in _MODEL_KEYS}, appearance_dim=appearance_dim
-        )
+        config = FOSRNetConfig(**{"normalize": normalize, **self.model}, appearance_dim=appearance_dim)
         defaults = dict((head_kwargs or {}).get(config.head_name, {}))
         return replace(config, head_kwargs={**defaults, **config.head_kwargs})
-
-    def extension(self, normalize: bool = True) -> ExtensionConfig:
-        """The :class:`ExtensionConfig` (``normalize`` = the setup's default unless overridden)."""
-        return ExtensionConfig(**{"normalize": normalize, **self.extension_overrides})
 
 
 def _check_head(config: FOSRNetConfig) -> None:
@@ -210,8 +185,10 @@ class ExperimentSetup:
 
     ``splits``: dataset splits for (train, val, test); ``limits``: first N images of each (``None``
     = all). ``dataset_root``: a SynthSal folder (:func:`salrank.data.synthsal.generate_dataset`)
-    instead of the profile's sample. ``pretrained``: ``"auto"`` (pretrained if the weight files are
-    present, else random weights seeded 0), ``"yes"`` (required) or ``"no"``. ``preset`` and
+    instead of the profile's sample. ``pretrained``: the feature networks' weights, ``True``
+    (required), ``False`` (random, seeded 0) or ``"auto"`` (the files present, else random;
+    :func:`salrank.models.backbones.feature_extractors`). ``normalize``: the default of
+    ``FOSRNetConfig.normalize`` (feature standardisation, a salrank addition). ``preset`` and
     ``train``: the :func:`salrank.fosrnet.train.train_config` preset and overrides. ``head_kwargs``: head
     name -> default constructor options (:mod:`salrank.fosrnet.heads`; an experiment's own ``head_kwargs``
     win). ``threads``: torch CPU threads while an experiment runs (``None``: unchanged). ``device``
@@ -227,21 +204,21 @@ class ExperimentSetup:
     top_n: int = 10
     proposal_seed: int = 0
     backbone: str = "resnet18"
-    pretrained: str = "auto"
+    pretrained: bool | str = "auto"
     features: FeatureConfig = field(default_factory=FeatureConfig)
     head_kwargs: Mapping = field(default_factory=dict)
     preset: str = "fast"
     train: Mapping = field(default_factory=dict)
-    normalize: bool = True
+    normalize: bool = False
     nan_policy: str = "exclude"
     device: str = "cpu"
     threads: int | None = None
 
     def __post_init__(self):
         from salrank.data.scenes import DATASETS
-        from salrank.fosrnet.features import BACKBONES
         from salrank.fosrnet.train import PRESETS
         from salrank.metrics.ranking import NAN_POLICIES
+        from salrank.models.backbones import BACKBONES, PRETRAINED
 
         if self.dataset not in DATASETS:
             raise ValueError(f"ExperimentSetup.dataset: unknown {self.dataset!r}; expected one of {DATASETS}")
@@ -249,8 +226,8 @@ class ExperimentSetup:
             raise ValueError(
                 f"ExperimentSetup.backbone: unknown {self.backbone!r}; expected one of {sorted(BACKBONES)}"
             )
-        if self.pretrained not in ("auto", "yes", "no"):
-            raise ValueError(f"ExperimentSetup.pretrained: 'auto', 'yes' or 'no', got {self.pretrained!r}")
+        if not any(self.pretrained is p or self.pretrained == p == "auto" for p in PRETRAINED):
+            raise ValueError(f"ExperimentSetup.pretrained: True, False or 'auto', got {self.pretrained!r}")
         if self.preset not in PRESETS:
             raise ValueError(
                 f"ExperimentSetup.preset: unknown {self.preset!r}; expected one of {sorted(PRESETS)}"
@@ -283,70 +260,34 @@ class ExperimentSetup:
         return out
 
 
-#: the sample profile's subset sizes (train, val, test) and feature settings
-SAMPLE_LIMITS = (150, 50, 100)
-SAMPLE_FEATURES = FeatureConfig(mode="roi", unisal_network_size=(192, 256), roi_image_size=(240, 320))
-SAMPLE_EPOCHS = 12
-#: the sample profile's narrower heads (the paper's ViT: width 384, 4 blocks, 8 heads), for CPU speed
-SAMPLE_HEAD_KWARGS = {
-    "vit": {"width": 128, "depth": 2, "num_heads": 4},
-    "reg": {"width": 128, "depth": 2, "num_heads": 4},
-    "fc": {"hidden": 128},
-    "gcn": {"hidden": 128},
-}
-
-
-def profile_defaults(profile: str, dataset: str | None = None) -> dict:
-    """The profile's defaults shared with ``salrank train``: dataset, detector, backbone, pretrained.
-
-    ``sample``: SynthSal, the oracle proposals, ResNet18, ``auto`` weights; ``full``: SALICON,
-    EfficientDet-D0 proposals, ResNet101, ``yes`` (pretrained required). ``dataset`` overrides the
-    dataset (the detector then follows it: ``oracle`` for SynthSal only).
-    """
-    sample = profile == "sample"
-    dataset = dataset or ("synthsal" if sample else "salicon")
-    return {
-        "dataset": dataset,
-        "detector": "oracle" if dataset == "synthsal" else "efficientdet_d0",
-        "backbone": "resnet18" if sample else "resnet101",
-        "pretrained": "auto" if sample else "yes",
-    }
-
-
-def profile_setup(settings: Settings | None = None, **overrides) -> ExperimentSetup:
-    """The :class:`ExperimentSetup` of ``settings.profile`` (module table), with field overrides."""
+def profile_setup(settings: Settings | None = None, profile: Profile | None = None, **overrides) -> ExperimentSetup:
+    """The :class:`ExperimentSetup` of a :class:`~salrank.profiles.Profile` (default: that of
+    ``settings.profile``), on ``settings``' device, with field overrides. A ``dataset`` override
+    brings its own proposal source (:meth:`~salrank.profiles.Profile.detector_for`) unless
+    ``detector`` is given too."""
     settings = settings or get_settings()
-    d = profile_defaults(settings.profile)
-    if settings.profile == "sample":
-        base = ExperimentSetup(
-            profile="sample",
-            dataset=d["dataset"],
-            limits=SAMPLE_LIMITS,
-            detector=d["detector"],
-            backbone=d["backbone"],
-            pretrained=d["pretrained"],
-            features=SAMPLE_FEATURES,
-            head_kwargs=SAMPLE_HEAD_KWARGS,
-            preset="fast",
-            train={"epochs": SAMPLE_EPOCHS},
-            device=str(settings.torch_device()),
-            threads=1,
-        )
-    else:
-        base = ExperimentSetup(
-            profile="full",
-            dataset=d["dataset"],
-            detector=d["detector"],
-            backbone=d["backbone"],
-            pretrained=d["pretrained"],
-            features=FeatureConfig(),
-            preset="paper",
-            device=str(settings.torch_device()),
-        )
+    p = profile or get_profile(settings.profile)
     known = {f.name for f in fields(ExperimentSetup)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"profile_setup: unknown options {unknown}; known: {sorted(known)}")
+    dataset = overrides.get("dataset", p.dataset)
+    base = ExperimentSetup(
+        profile=p.name,
+        dataset=dataset,
+        splits=p.splits,
+        limits=p.limits,
+        detector=p.detector_for(dataset),
+        backbone=p.backbone,
+        pretrained=p.pretrained,
+        features=p.features,
+        head_kwargs=p.head_kwargs,
+        preset=p.preset,
+        train={} if p.epochs is None else {"epochs": p.epochs},
+        normalize=p.normalize,
+        device=str(settings.torch_device()),
+        threads=p.threads,
+    )
     return replace(base, **overrides)
 
 
@@ -372,92 +313,11 @@ def open_scene_set(
     return open_dataset(dataset, split, settings)
 
 
-def _weights_file(name: str, settings: Settings, download: bool) -> Path | None:
-    """The local file of weights ``name`` (``settings.weights_dir`` first), or ``None`` if absent."""
-    from salrank.weights import WeightsNotFoundError, get_spec, resolve
-
-    if settings.weights_dir is not None:
-        candidate = settings.weights_dir / get_spec(name).filename
-        if candidate.is_file():
-            return candidate
-    try:
-        return resolve(name, download=download, check=False, progress=False)
-    except WeightsNotFoundError:
-        return None
-
-
-def _weight_names(backbone: str) -> dict[str, str]:
-    from salrank.fosrnet.features import BACKBONES
-    from salrank.models.unisal import WEIGHTS_NAME
-
-    return {"unisal": WEIGHTS_NAME, "backbone": BACKBONES[backbone][2]}
-
-
-def load_extractors(
-    backbone: str,
-    pretrained: str = "auto",
-    *,
-    device=None,
-    settings: Settings | None = None,
-    unisal_seed: int = 0,
-    backbone_seed: int = 0,
-    log=print,
-):
-    """(UNISAL, appearance CNN) for feature extraction.
-
-    ``pretrained``: ``"yes"`` loads the pretrained files (missing:
-    :class:`salrank.weights.WeightsNotFoundError`), ``"no"`` builds seeded random weights,
-    ``"auto"`` uses the files when present and random weights otherwise, saying so through ``log``.
-    """
-    from salrank.fosrnet.features import load_backbone, load_psm
-
-    if pretrained not in ("auto", "yes", "no"):
-        raise ValueError(f"pretrained: 'auto', 'yes' or 'no', got {pretrained!r}")
-    settings = settings or get_settings()
-    log = log or (lambda *_: None)
-    names = _weight_names(backbone)
-
-    def build(what, key, fn, seed):
-        if pretrained == "no":
-            log(f"{what}: random weights (seed {seed})")
-            return fn(False, None, seed)
-        path = _weights_file(names[key], settings, download=pretrained == "yes")
-        if path is None:
-            if pretrained == "yes":
-                from salrank.weights import resolve
-
-                return fn(True, resolve(names[key], download=False), seed)  # raises the explanatory error
-            log(
-                f"{what}: pretrained weights not found; using RANDOM weights (seed {seed}) - "
-                "features and results are not those of the paper"
-            )
-            return fn(False, None, seed)
-        return fn(True, path, seed)
-
-    psm = build(
-        "UNISAL",
-        "unisal",
-        lambda pre, path, seed: load_psm(pretrained=pre, weights=path, device=device, seed=seed),
-        unisal_seed,
-    )
-    cnn = build(
-        backbone,
-        "backbone",
-        lambda pre, path, seed: load_backbone(
-            backbone, pretrained=pre, weights=path, device=device, seed=seed
-        ),
-        backbone_seed,
-    )
-    return psm, cnn
-
-
 def _weights_identity(setup: ExperimentSetup, settings: Settings) -> dict:
-    """Which weights ``setup`` would use: ``random-seed0`` or the file's name and size."""
-    out = {}
-    for key, name in _weight_names(setup.backbone).items():
-        path = None if setup.pretrained == "no" else _weights_file(name, settings, download=False)
-        out[key] = "random-seed0" if path is None else f"{path.name}:{path.stat().st_size}"
-    return out
+    """Which weights ``setup``'s feature networks would have (:meth:`WeightsIdentity.to_dict`)."""
+    from salrank.models.backbones import weights_identity
+
+    return weights_identity(setup.pretrained, 0, setup.backbone, settings.weights_dir).to_dict()
 
 
 def describe_setup(setup: ExperimentSetup, settings: Settings | None = None) -> dict:
@@ -479,17 +339,16 @@ def describe_setup(setup: ExperimentSetup, settings: Settings | None = None) -> 
         data = f"SALICON at `{settings.data_root}` (the paper's splits); {names}"
     else:
         data = f"{setup.dataset}; {names}"
-    labels = {"unisal": "UNISAL", "backbone": setup.backbone}
-    names = _weight_names(setup.backbone)
+    from salrank.models.backbones import weights_identity
+    from salrank.weights import WeightsNotFoundError
 
-    def said(key: str, ident: str) -> str:
-        if not ident.startswith("random"):
-            return f"`{ident.split(':')[0]}`"
-        if setup.pretrained == "yes":
-            return f"MISSING (`{names[key]}` is required: see `salrank weights`)"
-        return "random weights (seed 0)" + ("" if setup.pretrained == "no" else ", no pretrained file found")
-
-    weights = "; ".join(f"{labels[k]}: {said(k, v)}" for k, v in _weights_identity(setup, settings).items())
+    try:
+        identity = weights_identity(setup.pretrained, 0, setup.backbone, settings.weights_dir)
+        weights = identity.label
+        if identity.random and setup.pretrained == "auto":
+            weights += " (no pretrained file found for the random ones)"
+    except WeightsNotFoundError as exc:
+        weights = f"MISSING ({str(exc).splitlines()[0]}; see `salrank weights`)"
     cfg = _train_config(Experiment("setup"), setup)
     f = setup.features
     feats = (
@@ -505,10 +364,12 @@ def describe_setup(setup: ExperimentSetup, settings: Settings | None = None) -> 
     )
     extra = [
         f"**Proposals:** `{setup.detector}` (at most {setup.top_n} per image)",
-        f"**Features:** {feats}" + ("; standardised" if setup.normalize else ""),
+        f"**Features:** {feats}",
         f"**Training:** preset `{setup.preset}` ({cfg.optimizer}, {cfg.batch_size} sequences per step), "
         f"up to {cfg.epochs} epochs, best epoch by validation SRCC",
     ]
+    if setup.normalize:
+        extra.append("**Feature standardisation:** on (a salrank addition; the paper's model has none)")
     if setup.head_kwargs:
         extra.append(
             "**Heads narrowed for speed:** "
@@ -540,12 +401,11 @@ def _canonical(obj) -> str:
 
 
 def _experiment_spec(exp: Experiment, setup: ExperimentSetup) -> dict:
-    from salrank.fosrnet.features import BACKBONES
+    from salrank.models.backbones import BACKBONES
 
     dim = BACKBONES[setup.backbone][1]
     return {
-        "model": asdict(exp.model_config(dim, setup.head_kwargs)),
-        "extension": asdict(exp.extension(setup.normalize)),
+        "model": asdict(exp.model_config(dim, setup.head_kwargs, setup.normalize)),
         "gamma": exp.gamma,
         "beta": exp.beta,
         "detector": exp.detector or setup.detector,
@@ -727,13 +587,18 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _extractors(setup: ExperimentSetup, settings: Settings, log):
-    ident = _canonical([setup.backbone, setup.pretrained, setup.device, _weights_identity(setup, settings)])
+def feature_networks(setup: ExperimentSetup, settings: Settings | None = None, log=None) -> tuple:
+    """``(unisal, appearance)`` of ``setup`` (:func:`salrank.models.backbones.feature_extractors`, seed 0),
+    kept in memory for the next call with the same networks; ``log`` receives the random-weights notes."""
+    from salrank.models.backbones import feature_extractors
+
+    settings = settings or get_settings()
+    ident = _canonical([setup.backbone, setup.device, _weights_identity(setup, settings)])
     if ident not in _EXTRACTORS:
         _EXTRACTORS.clear()
-        _EXTRACTORS[ident] = load_extractors(
-            setup.backbone, setup.pretrained, device=setup.device, settings=settings, log=log
-        )
+        unisal, cnn, _ = feature_extractors(setup.pretrained, 0, setup.backbone, setup.device,
+                                            weights_dir=settings.weights_dir, log=log)
+        _EXTRACTORS[ident] = (unisal, cnn)
     return _EXTRACTORS[ident]
 
 
@@ -763,7 +628,7 @@ def _split(
     )
     if ident in _SPLITS:
         return _SPLITS[ident]
-    unisal, backbone = _extractors(setup, settings, log)
+    unisal, backbone = feature_networks(setup, settings, log)
     scenes = open_scene_set(setup.dataset, setup.splits[role], settings, synthsal_root=setup.dataset_root)
     data = prepare_split(
         scenes,
@@ -778,6 +643,7 @@ def _split(
         limit=setup.limits[role],
         cache=settings.cache_dir / "features",
         progress=progress,
+        proposals_dir=settings.proposals_dir,
     )
     if len(_SPLITS) >= _MAX_SPLITS:
         _SPLITS.pop(next(iter(_SPLITS)))
@@ -821,7 +687,7 @@ def run_experiment(
         if exp.shuffle_gt:
             train = shuffle_gt_within_images(train, exp.seed, stream=0)
             val = shuffle_gt_within_images(val, exp.seed, stream=1)
-        model_config = exp.model_config(train.features.appearance_dim, setup.head_kwargs)
+        model_config = exp.model_config(train.features.appearance_dim, setup.head_kwargs, setup.normalize)
         _check_head(model_config)
         meta = {
             **train.features.meta,
@@ -842,7 +708,6 @@ def run_experiment(
             progress=progress,
             device=setup.device,
             log=log,
-            extension=exp.extension(setup.normalize),
         )
         summary = trainer.fit(resume=True)
         train_s = time.perf_counter() - t0

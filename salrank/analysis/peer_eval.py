@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from salrank import paper
 from salrank.config import Settings, get_settings
 from salrank.data.peers import PeerDataset, PeerImage
 from salrank.metrics.ranking import evaluate, image_sa_sor, mean_sa_sor, per_image_metrics, ranks_to_scores
@@ -42,12 +43,13 @@ __all__ = [
 
 Ranker = Callable[[PeerImage, np.ndarray], np.ndarray]
 
-#: Table I's dataset columns: (column label, what it is).
-TABLE1_DATASETS = (
-    ("Siris' dataset", "ASSR (Siris et al., CVPR 2020), test split"),
-    ("Liu's dataset", "IRSR (Liu et al., TPAMI 2021), test split"),
-    ("Our dataset", "SALICON relabelled with RA-SRGT (gamma = 0.2), the paper's test split"),
-)
+_DATASET_NAMES = {
+    "assr": "ASSR (Siris et al., CVPR 2020), test split",
+    "irsr": "IRSR (Liu et al., TPAMI 2021), test split",
+    "salicon": f"SALICON relabelled with RA-SRGT (gamma = {paper.DEFAULT_GAMMA}), the paper's test split",
+}
+#: Table I's dataset columns (:data:`salrank.paper.TABLE1_DATASETS`): (column label, what it is).
+TABLE1_DATASETS = tuple((label, _DATASET_NAMES[name]) for label, name in paper.TABLE1_DATASETS)
 
 
 def rank_by_area(image: PeerImage, boxes: np.ndarray) -> np.ndarray:
@@ -145,17 +147,13 @@ def evaluate_peer_ranking(dataset: PeerDataset, ranker: Ranker = rank_by_area, *
 
 
 def paper_table1() -> pd.DataFrame:
-    """The paper's Table I as printed: rows = methods, columns = (dataset, SRCC/F1).
+    """The paper's Table I (:data:`salrank.paper.TABLE1`): rows = methods, columns = (dataset, SRCC/F1).
 
     "ASSR" and "ILRSR" (the paper's name for IRSR) were retrained by the paper's authors on each
     dataset's default training split; "Ours" is FOSRNet.
     """
-    columns = pd.MultiIndex.from_product([[d for d, _ in TABLE1_DATASETS], ["SRCC", "F1"]])
-    rows = {
-        "ASSR": [0.792, 0.601, 0.714, 0.523, 0.885, 0.683],
-        "ILRSR": [0.811, 0.618, 0.806, 0.609, 0.891, 0.698],
-        "Ours": [0.897, 0.695, 0.882, 0.701, 0.908, 0.706],
-    }
+    columns = pd.MultiIndex.from_product([[d for d, _ in paper.TABLE1_DATASETS], ["SRCC", "F1"]])
+    rows = {method: list(values) for method, values in paper.TABLE1.items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("method")
 
 

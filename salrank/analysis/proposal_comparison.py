@@ -18,30 +18,24 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from salrank import paper
 from salrank.gt import DEFAULT_BETA, DEFAULT_GAMMA, rank_objects
 
 __all__ = ["paper_table7", "paper_table8", "proposal_summary", "match_one_to_one", "relabel_comparison"]
 
 
 def paper_table7() -> pd.DataFrame:
-    """Table VII as printed: FOSRNet fed with segmentation proposals (SAM, SegGPT: boxes with the
+    """Table VII (:data:`salrank.paper.TABLE7`): FOSRNet fed with segmentation proposals (SAM, SegGPT: boxes with the
     background blacked out) vs object proposals (EfficientDet). Rows SRCC, F1, FPS."""
-    return pd.DataFrame(
-        {"Ours (SAM)": [0.886, 0.704, 19.2], "Ours (SegGPT)": [0.885, 0.706, 18.7],
-         "Ours (Detection)": [0.882, 0.701, 20.5]},
-        index=pd.Index(["SRCC", "F1", "FPS"], name="metric"),
-    )
+    return pd.DataFrame({method: list(values) for method, values in paper.TABLE7.items()},
+                        index=pd.Index(["SRCC", "F1", "FPS"], name="metric"))
 
 
 def paper_table8() -> pd.DataFrame:
-    """Table VIII as printed: proposals from SAM/SegGPT masks (mask -> box) vs EfficientDet's
+    """Table VIII (:data:`salrank.paper.TABLE8`): proposals from SAM/SegGPT masks (mask -> box) vs EfficientDet's
     boxes. Columns AP, AP50 (proposal quality, %), SRCC, F1, FPS."""
-    return pd.DataFrame.from_dict(
-        {"SAM (mask -> proposal)": [59.2, 76.8, 0.883, 0.703, 16.8],
-         "SegGPT (mask -> proposal)": [59.8, 77.1, 0.885, 0.704, 17.3],
-         "EfficientDet (proposal)": [51.6, 70.3, 0.882, 0.701, 20.5]},
-        orient="index", columns=["AP", "AP50", "SRCC", "F1", "FPS"],
-    ).rename_axis("proposals")
+    return pd.DataFrame.from_dict({name: list(values) for name, values in paper.TABLE8.items()}, orient="index",
+                                  columns=["AP", "AP50", "SRCC", "F1", "FPS"]).rename_axis("proposals")
 
 
 def _boxes(b, what: str) -> np.ndarray:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from salrank import paper
+
 __all__ = [
     "PAPER_TABLE6",
     "PAPER_TABLE6_DETECTORS",
@@ -41,12 +43,10 @@ __all__ = [
     "synthsal_sources",
 ]
 
-PAPER_TABLE6 = pd.DataFrame(
-    {"Faster RCNN": [0.906, 0.703], "YOLOv5": [0.903, 0.705], "DETR": [0.902, 0.707],
-     "Sparse RCNN": [0.907, 0.703], "EfficientDet": [0.908, 0.706]},
-    index=pd.Index(["SRCC", "F1"], name="metric"),
-)
-"""Table VI as printed: FOSRNet's final ranking on SALICON with proposals of five detectors."""
+PAPER_TABLE6 = pd.DataFrame({detector: list(values) for detector, values in paper.TABLE6.items()},
+                            index=pd.Index(["SRCC", "F1"], name="metric"))
+""":data:`salrank.paper.TABLE6` as a table: FOSRNet's final ranking on SALICON with proposals of five
+detectors (columns), rows SRCC and F1."""
 
 PAPER_TABLE6_DETECTORS = {
     "EfficientDet": "efficientdet_d0",
@@ -162,7 +162,7 @@ def full_profile_sources(settings=None, *, detectors: Mapping[str, str | None] |
     settings = settings or get_settings()
     if settings.data_root is None:
         raise FileNotFoundError("the detectors' proposal files need SALRANK_DATA (data_root=)")
-    folder = settings.data_root / "proposals"
+    folder = settings.proposals_dir
     out = []
     for paper_name, name in (PAPER_TABLE6_DETECTORS if detectors is None else detectors).items():
         if name and all((folder / f"{name}_{part}.json").is_file() for part in ("train", "val")):

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
+
 __all__ = [
     "FAILURE_TYPES",
     "ImageRanking",
@@ -229,8 +231,8 @@ def describe_failures(summary: pd.DataFrame, n_worst: int) -> str:
     return "\n".join(lines)
 
 
-def reference_objects(scene_set, stems: Sequence[str], gamma: float = 0.2,
-                      beta: float = 0.5) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+def reference_objects(scene_set, stems: Sequence[str], gamma: float = DEFAULT_GAMMA,
+                      beta: float = DEFAULT_BETA) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
     """``(boxes, ranks)`` of ``scene_set``'s reference objects of ``stems``: their boxes ``{stem: (K, 4)}``
     and RA-SRGT ranks from the image's fixations (:func:`salrank.fosrnet.data.ground_truth`), or
     ``None`` when the scene set has no reference boxes (SALICON: its boxes are detector proposals)."""

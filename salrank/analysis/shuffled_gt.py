@@ -15,17 +15,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["PAPER_OURS_REAL", "paper_table3a", "real_vs_shuffled_table"]
+from salrank import paper
 
-PAPER_OURS_REAL = (0.908, 0.706)
-"""FOSRNet's SRCC, F1 on the real RA-SRGT (Table II row 7; the paper has no shuffled run of it)."""
+__all__ = ["paper_table3a", "real_vs_shuffled_table"]
 
 _COLUMNS = pd.MultiIndex.from_product([["Real GT", "Shuffled GT"], ["SRCC", "F1"]])
 
 
 def paper_table3a() -> pd.DataFrame:
-    """Table III-A as printed: rows ASSR, ILRSR-GR; columns (Real GT, Shuffled GT) x (SRCC, F1)."""
-    rows = {"ASSR": [0.885, 0.683, 0.882, 0.681], "ILRSR-GR": [0.891, 0.698, 0.888, 0.695]}
+    """Table III-A (:data:`salrank.paper.TABLE3A`): rows ASSR, ILRSR-GR; columns (Real GT, Shuffled GT) x
+    (SRCC, F1)."""
+    rows = {method: list(values) for method, values in paper.TABLE3A.items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=_COLUMNS).rename_axis("method")
 
 
@@ -44,11 +44,12 @@ def real_vs_shuffled_table(real: dict, shuffled: dict, *, label: str = "FOSRNet 
                         columns=_COLUMNS)
     parts = []
     if with_paper:
-        paper = paper_table3a()
-        paper.index = [f"{m} (paper)" for m in paper.index]
-        fosrnet = pd.DataFrame([[*PAPER_OURS_REAL, np.nan, np.nan]], index=["FOSRNet (paper, Table II)"],
+        printed = paper_table3a()
+        printed.index = [f"{m} (paper)" for m in printed.index]
+        # FOSRNet's real-GT result is Table II row 7; the paper has no shuffled run of it
+        fosrnet = pd.DataFrame([[*paper.TABLE2[7], np.nan, np.nan]], index=["FOSRNet (paper, Table II)"],
                                columns=_COLUMNS)
-        parts += [paper, fosrnet]
+        parts += [printed, fosrnet]
     table = pd.concat([*parts, ours])
     table[("", "SRCC drop")] = table[("Real GT", "SRCC")] - table[("Shuffled GT", "SRCC")]
     table.index.name = "method"

@@ -61,7 +61,7 @@ def apply_experiment(result, scene_set, detectors: Sequence[str] = ("true",), *,
     the experiment ran on (default :func:`~salrank.analysis.experiments.profile_setup`); its extractors and
     feature settings are used; ``log`` (e.g. ``print``) receives the extractors' notes (random
     weights). Returns ``{detector: AppliedRanking}``."""
-    from salrank.analysis.experiments import experiment_key, load_extractors, profile_setup
+    from salrank.analysis.experiments import experiment_key, feature_networks, profile_setup
     from salrank.config import get_settings
     from salrank.fosrnet.data import prepare_split
     from salrank.fosrnet.evaluate import evaluate_ranks
@@ -75,14 +75,13 @@ def apply_experiment(result, scene_set, detectors: Sequence[str] = ("true",), *,
     if not detectors:
         raise ValueError("apply_experiment: no proposal source given")
     exp = result.experiment
-    unisal, backbone = load_extractors(setup.backbone, setup.pretrained, device=setup.device, settings=settings,
-                                       log=log)
+    unisal, backbone = feature_networks(setup, settings, log)
     model = result.load_model(device=setup.device)
     out = {}
     for det in detectors:
         split = prepare_split(scene_set, unisal=unisal, backbone=backbone, detector=det, config=setup.features,
                               gamma=exp.gamma, beta=exp.beta, top_n=setup.top_n, seed=setup.proposal_seed,
-                              limit=limit, progress=progress)
+                              limit=limit, progress=progress, proposals_dir=settings.proposals_dir)
         pred = model.predict_ranks(split.images(), max_sequences=8192) if len(split) else []
         rankings = []
         for i, stem in enumerate(split.features.stems):

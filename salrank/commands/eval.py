@@ -33,18 +33,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _seed(weights_id) -> int:
-    from salrank.fosrnet.pipeline import _weights_seed
-
-    return _weights_seed(weights_id) or 0
-
-
 def run(args) -> int:
     from salrank.config import get_settings
     from salrank.fosrnet.evaluate import evaluate_model
     from salrank.fosrnet.features import FeatureConfig
     from salrank.fosrnet.train import load_checkpoint
     from salrank.io import atomic_write_json
+    from salrank.models.backbones import WeightsIdentity
 
     try:
         model, ckpt = load_checkpoint(args.checkpoint)
@@ -57,13 +52,14 @@ def run(args) -> int:
     args.detector = args.detector or meta.get("detector")
     args.backbone = meta.get("backbone", args.backbone)
     resolve_defaults(args, settings)
-    random_psm = str(meta.get("unisal_weights", "")).startswith("random-seed")
-    random_cnn = str(meta.get("backbone_weights", "")).startswith("random-seed")
-    if random_psm or random_cnn:
-        print("note: the checkpoint was trained on RANDOM-weight feature extractors; rebuilding them")
-    psm, cnn = load_extractors(args, pretrained="no" if random_psm and random_cnn else args.pretrained,
-                               unisal_seed=_seed(meta.get("unisal_weights")),
-                               backbone_seed=_seed(meta.get("backbone_weights")))
+    options = {}
+    if meta.get("weights"):
+        trained_on = WeightsIdentity.from_dict(meta["weights"])
+        if trained_on.random:
+            print(f"note: the checkpoint was trained on RANDOM-weight feature extractors ({trained_on.label}); "
+                  "rebuilding them")
+            options = trained_on.rebuild_options()
+    psm, cnn = load_extractors(args, settings, **options)
     if cnn.dim != model.config.appearance_dim:
         raise CommandError(f"the checkpoint expects {model.config.appearance_dim}-d appearance features, "
                            f"{args.backbone} gives {cnn.dim}")
@@ -74,7 +70,7 @@ def run(args) -> int:
     data = build_split(args, args.split, psm, cnn, settings, config=config)
     metrics = evaluate_model(model, data, nan_policy=args.nan_policy)
     metrics.update(checkpoint=str(args.checkpoint), dataset=args.dataset, split=args.split, detector=args.detector,
-                   unisal_weights=psm.weights_id, backbone=f"{cnn.name} ({cnn.weights_id})")
+                   weights=WeightsIdentity(psm.weights, cnn.weights).label, backbone=cnn.name)
     print(json.dumps(metrics, indent=1))
     if args.json is not None:
         atomic_write_json(args.json, metrics, indent=1)

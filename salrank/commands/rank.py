@@ -56,9 +56,11 @@ def run(args) -> int:
         print("note: random weights everywhere (--no-pretrained): the ranks are meaningless")
     if args.checkpoint is None:
         print("note: no --checkpoint: the ranker is untrained")
+    print(f"feature networks: {pipeline.weights.label}")
     results = pipeline.rank([str(p) for p in args.images])
     atomic_write_json(args.out, {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
-                                 "pretrained": not args.no_pretrained, "images": [r.to_dict() for r in results]})
+                                 "pretrained": not args.no_pretrained, "weights": pipeline.weights.to_dict(),
+                                 "images": [r.to_dict() for r in results]})
     print(f"ranked {sum(len(r.ranks) for r in results)} proposals in {len(results)} image(s): {args.out}")
     if args.overlay is not None:
         for path, result in zip(args.images, results, strict=True):

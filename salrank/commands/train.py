@@ -1,13 +1,13 @@
 """``salrank train``: train FOSRNet on cached features of a dataset (resumable).
 
-Defaults follow the profile (``SALRANK_PROFILE``):
+Defaults follow the profile (``SALRANK_PROFILE``, :mod:`salrank.profiles`):
 
 * ``sample``: SynthSal + the noisy oracle proposals + ResNet18 appearance features; UNISAL and
   ResNet18 load their pretrained weights when present, else run with seeded random weights (the
-  output says so);
+  output says so); features standardised (a salrank addition);
 * ``full``: SALICON (``SALRANK_DATA``) + EfficientDet-D0 proposals from
   ``$SALRANK_DATA/proposals/efficientdet_d0_<train|val>.json`` + ResNet101 + the UNISAL weights
-  (missing weights are an error).
+  (missing weights are an error); no standardisation (the paper's model).
 
 Examples::
 
@@ -17,10 +17,12 @@ Examples::
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from salrank.commands import CommandError
+from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
 
 DATASETS = ("synthsal", "salicon", "salicon-examples")
 
@@ -37,8 +39,8 @@ def add_data_arguments(p) -> None:
                         "($SALRANK_DATA/proposals/<name>_<split>.json) or a .json file "
                         "(default: oracle for synthsal, efficientdet_d0 otherwise)")
     g.add_argument("--top-n", type=int, default=10, help="proposals kept per image (default 10)")
-    g.add_argument("--gamma", type=float, default=0.2, help="RA-SRGT gamma (default 0.2)")
-    g.add_argument("--beta", type=float, default=0.5, help="RA-SRGT beta (default 0.5)")
+    g.add_argument("--gamma", type=float, default=DEFAULT_GAMMA, help=f"RA-SRGT gamma (default {DEFAULT_GAMMA})")
+    g.add_argument("--beta", type=float, default=DEFAULT_BETA, help=f"RA-SRGT beta (default {DEFAULT_BETA})")
     g.add_argument("--backbone", choices=("resnet18", "resnet101"), default=None,
                    help="appearance CNN (default: resnet18 sample, resnet101 full)")
     g.add_argument("--mode", choices=("crop", "roi"), default="crop", help="appearance feature mode")
@@ -72,36 +74,47 @@ def register(subparsers) -> None:
     t.add_argument("--alpha", type=float, default=None, help="weight of the margin-ranking loss")
     t.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-normalize", action="store_true",
-                   help="do not standardise the features (salrank.fosrnet.extensions; on by default)")
-    t.add_argument("--geometry", action="store_true", help="also feed box size (salrank.fosrnet.extensions)")
+    t.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise the features, a salrank addition (FOSRNetConfig.normalize; "
+                        "default: on in the sample profile, off in the full one)")
+    t.add_argument("--geometry", action="store_true",
+                   help="also feed box size, a salrank addition (FOSRNetConfig.use_geometry)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics.jsonl)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(func=run)
 
 
+#: ``--pretrained`` -> the ``pretrained`` of :func:`salrank.models.backbones.feature_extractors`
+PRETRAINED = {"auto": "auto", "yes": True, "no": False}
+
+
 def resolve_defaults(args, settings) -> None:
-    """Fill profile-dependent defaults into ``args`` (:func:`salrank.analysis.experiments.profile_defaults`)."""
-    from salrank.analysis.experiments import profile_defaults
+    """Fill the profile's defaults (:func:`salrank.profiles.get_profile`) into ``args``; ``args.pretrained``
+    becomes ``True``, ``False`` or ``"auto"``."""
+    from salrank.profiles import get_profile
 
-    d = profile_defaults(settings.profile, args.dataset)
-    args.dataset = d["dataset"]
-    args.detector = args.detector or d["detector"]
-    args.backbone = args.backbone or d["backbone"]
-    args.pretrained = args.pretrained or d["pretrained"]
+    profile = get_profile(settings.profile)
+    args.dataset = args.dataset or profile.dataset
+    args.detector = args.detector or profile.detector_for(args.dataset)
+    args.backbone = args.backbone or profile.backbone
+    args.pretrained = profile.pretrained if args.pretrained is None else PRETRAINED.get(args.pretrained, args.pretrained)
+    if getattr(args, "normalize", False) is None:
+        args.normalize = profile.normalize
 
 
-def load_extractors(args, log=print, backbone: str | None = None, unisal_seed: int = 0, backbone_seed: int = 0,
-                    pretrained: str | None = None):
-    """(unisal, backbone) per ``--pretrained``; ``auto`` falls back to seeded random weights, reported."""
-    from salrank.analysis.experiments import load_extractors as load
+def load_extractors(args, settings, log=print, pretrained=None, seed: int = 0):
+    """(unisal, backbone) per ``args.pretrained`` (or ``pretrained``) from
+    :func:`salrank.models.backbones.feature_extractors`; says which weights through ``log``."""
+    from salrank.models.backbones import feature_extractors
     from salrank.weights import WeightsNotFoundError
 
     try:
-        return load(backbone or args.backbone, pretrained or args.pretrained, device=args.device,
-                    unisal_seed=unisal_seed, backbone_seed=backbone_seed, log=log)
+        psm, cnn, identity = feature_extractors(args.pretrained if pretrained is None else pretrained, seed,
+                                                args.backbone, args.device, weights_dir=settings.weights_dir, log=log)
     except WeightsNotFoundError as exc:
         raise CommandError(str(exc)) from None
+    log(f"feature networks: {identity.label}")
+    return psm, cnn
 
 
 def open_scene_set(args, split: str, settings):
@@ -125,7 +138,9 @@ def build_split(args, split: str, unisal, backbone, settings, config=None, log=p
     try:
         data = prepare_split(scene_set, unisal=unisal, backbone=backbone, detector=args.detector, config=config,
                              gamma=args.gamma, beta=args.beta, top_n=args.top_n, limit=args.limit,
-                             cache=not args.no_cache, progress=not args.no_progress)
+                             cache=False if args.no_cache else settings.cache_dir / "features",
+                             progress=not args.no_progress,
+                             proposals_dir=settings.proposals_dir)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise CommandError(f"{args.dataset}/{split}: {exc}") from None
     log(f"{args.dataset}/{split}: {len(data)} images, {data.features.n_proposals} proposals ({args.detector})")
@@ -134,30 +149,29 @@ def build_split(args, split: str, unisal, backbone, settings, config=None, log=p
 
 def run(args) -> int:
     from salrank.config import get_settings
-    from salrank.fosrnet.extensions import ExtensionConfig
     from salrank.fosrnet.model import FOSRNetConfig
     from salrank.fosrnet.train import Trainer, train_config
 
     settings = get_settings()
     resolve_defaults(args, settings)
-    psm, cnn = load_extractors(args)
+    psm, cnn = load_extractors(args, settings)
     train = build_split(args, "train", psm, cnn, settings)
     val_split = "all" if args.dataset == "salicon-examples" else "val"
     val = build_split(args, val_split, psm, cnn, settings) if val_split != "all" else None
     base = FOSRNetConfig.table2(args.table2_row) if args.table2_row else FOSRNetConfig()
     from dataclasses import replace
 
-    model_config = replace(base, appearance_dim=cnn.dim, head=args.head)
+    model_config = replace(base, appearance_dim=cnn.dim, head=args.head, normalize=args.normalize,
+                           use_geometry=args.geometry)
     try:
         config = train_config(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               alpha=args.alpha, patience=args.patience, seed=args.seed)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    extension = ExtensionConfig(normalize=not args.no_normalize, use_geometry=args.geometry)
     meta = {**train.features.meta, "dataset_name": args.dataset, "detector": args.detector, "top_n": args.top_n,
             "gamma": args.gamma, "beta": args.beta}
     trainer = Trainer(model_config, config, train, val, args.out, feature_meta=meta, progress=not args.no_progress,
-                      device=args.device, extension=extension)
+                      device=args.device)
     try:
         summary = trainer.fit(resume=args.resume)
     except ValueError as exc:

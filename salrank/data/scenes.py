@@ -133,7 +133,7 @@ def _salicon(split: str, settings: Settings, detector: str | None) -> SceneSet:
     images = {s: image_dir / (fixations[s].file_name or f"{s}.jpg") for s in fixations}
     boxes: dict[str, np.ndarray] = {}
     if detector:
-        proposals = root / "proposals" / f"{detector}_{source}.json"
+        proposals = settings.proposals_dir / f"{detector}_{source}.json"
         if proposals.is_file():
             from salrank.proposals.generate import read_proposals
 
@@ -156,9 +156,12 @@ def _salicon_fixations_path(root: Path, source: str) -> Path:
 
 
 def profile_datasets(settings: Settings | None = None) -> list[str]:
-    """The datasets a profile's pages run on: the sample's two, or SALICON."""
+    """The datasets a profile's pages run on (:attr:`salrank.profiles.Profile.datasets`): the sample's two,
+    or SALICON."""
+    from salrank.profiles import get_profile
+
     settings = settings or get_settings()
-    return ["salicon-examples", "synthsal"] if settings.profile == "sample" else ["salicon"]
+    return list(get_profile(settings.profile).datasets)
 
 
 def summary_table(scene_sets) -> pd.DataFrame:

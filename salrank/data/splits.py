@@ -12,19 +12,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 
+from salrank.paper import TEST_SIZE, TRAIN_SIZE, VAL_SIZE
+
 __all__ = [
-    "PAPER_TRAIN_SIZE",
-    "PAPER_VAL_SIZE",
-    "PAPER_TEST_SIZE",
     "SALICON_VAL_SIZE",
     "SplitSizeWarning",
     "paper_splits",
 ]
 
-PAPER_TRAIN_SIZE = 10_000
-PAPER_VAL_SIZE = 1_200
-PAPER_TEST_SIZE = 3_800
-SALICON_VAL_SIZE = PAPER_VAL_SIZE + PAPER_TEST_SIZE
+#: SALICON's val set (5,000 images), which the paper divides into its val and test sets.
+SALICON_VAL_SIZE = VAL_SIZE + TEST_SIZE
 
 
 class SplitSizeWarning(UserWarning):
@@ -39,7 +36,7 @@ def _unique_sorted(ids: Iterable[str], name: str) -> list[str]:
 
 
 def paper_splits(
-    train_ids: Iterable[str], val_ids: Iterable[str], *, n_val: int = PAPER_VAL_SIZE
+    train_ids: Iterable[str], val_ids: Iterable[str], *, n_val: int = VAL_SIZE
 ) -> dict[str, list[str]]:
     """Split SALICON image stems into the paper's ``train`` / ``val`` / ``test`` lists.
 
@@ -61,10 +58,10 @@ def paper_splits(
     both = set(train) & set(val)
     if both:
         raise ValueError(f"{len(both)} image id(s) are in both train and val, e.g. {min(both)!r}")
-    if len(train) != PAPER_TRAIN_SIZE or len(val) != SALICON_VAL_SIZE:
+    if len(train) != TRAIN_SIZE or len(val) != SALICON_VAL_SIZE:
         warnings.warn(
             f"SALICON splits have {len(train)} train / {len(val)} val images; the paper uses "
-            f"{PAPER_TRAIN_SIZE} / {SALICON_VAL_SIZE}",
+            f"{TRAIN_SIZE} / {SALICON_VAL_SIZE}",
             SplitSizeWarning,
             stacklevel=2,
         )

@@ -12,7 +12,8 @@ Proposal sources (``detector``):
 * ``"oracle"``: SynthSal's noisy oracle (:func:`salrank.data.synthsal.oracle_for_dataset`, seeded
   per image), no images read;
 * a file path: a COCO detection-results JSON (:func:`salrank.proposals.read_proposals`);
-* any other name: ``$SALRANK_DATA/proposals/<name>_<train|val>.json`` (``salrank proposals``).
+* any other name: ``<proposals_dir>/<name>_<train|val>.json`` (``salrank proposals`` writes them
+  to ``$SALRANK_DATA/proposals``; the caller passes the folder).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from salrank.fosrnet.features import FeatureConfig, FeatureStore, extract_features
+from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
 
 __all__ = ["RankingSplit", "dataset_proposals", "ground_truth", "prepare_split"]
 
@@ -77,12 +79,14 @@ def _detections(boxes, scores=None):
 
 
 def dataset_proposals(scene_set, detector: str | os.PathLike = "oracle", *, seed: int = 0,
-                      apply_filter: bool = True, top_n: int | None = 10, settings=None) -> dict:
+                      apply_filter: bool = True, top_n: int | None = 10,
+                      proposals_dir: str | os.PathLike | None = None) -> dict:
     """``{stem: Detections}`` (boxes in pixels, highest score first) for every image of ``scene_set``.
 
     See the module docstring for ``detector``. ``apply_filter``: the paper's filtering with
     ``top_n`` kept (without it, the first ``top_n`` in score order are kept). Reference boxes
-    (``"true"``) keep their order (Q_0 = the first box) and are not filtered.
+    (``"true"``) keep their order (Q_0 = the first box) and are not filtered. ``proposals_dir``: the
+    folder of the named detectors' files (e.g. ``$SALRANK_DATA/proposals``).
     """
     from salrank.proposals import filter_proposals, read_proposals
 
@@ -103,13 +107,10 @@ def dataset_proposals(scene_set, detector: str | os.PathLike = "oracle", *, seed
     else:
         path = Path(det)
         if not path.suffix == ".json":
-            from salrank.config import get_settings
-
-            root = (settings or get_settings()).data_root
-            if root is None:
-                raise FileNotFoundError(f"proposals of {det!r} need SALRANK_DATA (or a .json path)")
+            if proposals_dir is None:
+                raise FileNotFoundError(f"proposals of {det!r} need a proposals folder (SALRANK_DATA) or a .json path")
             source = "train" if scene_set.split == "train" else "val"
-            path = root / "proposals" / f"{det}_{source}.json"
+            path = Path(proposals_dir) / f"{det}_{source}.json"
         raw = read_proposals(path, image_ids=stems)
     out = {}
     for s in stems:
@@ -122,7 +123,7 @@ def dataset_proposals(scene_set, detector: str | os.PathLike = "oracle", *, seed
     return out
 
 
-def ground_truth(fixations, boxes, image_size, gamma: float = 0.2, beta: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def ground_truth(fixations, boxes, image_size, gamma: float = DEFAULT_GAMMA, beta: float = DEFAULT_BETA) -> tuple[np.ndarray, np.ndarray]:
     """RA-SRGT ``(scores, ranks)`` of ``boxes`` (K, 4) pixels from a :class:`~salrank.data.Fixations`."""
     from salrank.gt import rank_objects
 
@@ -133,15 +134,16 @@ def ground_truth(fixations, boxes, image_size, gamma: float = 0.2, beta: float =
 
 
 def prepare_split(scene_set, *, unisal, backbone, detector: str = "oracle", config: FeatureConfig | None = None,
-                  gamma: float = 0.2, beta: float = 0.5, top_n: int | None = 10, seed: int = 0,
+                  gamma: float = DEFAULT_GAMMA, beta: float = DEFAULT_BETA, top_n: int | None = 10, seed: int = 0,
                   limit: int | None = None, cache: bool | str | os.PathLike = True, batch_size: int = 32,
-                  progress: bool = True, proposals: Mapping | None = None) -> RankingSplit:
+                  progress: bool = True, proposals: Mapping | None = None,
+                  proposals_dir: str | os.PathLike | None = None) -> RankingSplit:
     """Proposals (:func:`dataset_proposals`), features (:func:`salrank.fosrnet.features.extract_features`,
     cached) and RA-SRGT labels of ``scene_set`` (its first ``limit`` images when given)."""
     if limit is not None:
         scene_set = scene_set.subset(scene_set.stems[:limit])
     if proposals is None:
-        proposals = dataset_proposals(scene_set, detector, seed=seed, top_n=top_n)
+        proposals = dataset_proposals(scene_set, detector, seed=seed, top_n=top_n, proposals_dir=proposals_dir)
     label = f"{scene_set.name}_{scene_set.split}"
     store = extract_features(scene_set, unisal=unisal, backbone=backbone, proposals=proposals, config=config,
                              cache=cache, batch_size=batch_size, progress=progress, name=label)

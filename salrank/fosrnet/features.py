@@ -18,14 +18,13 @@ field          shape    what
 ``boxes``      (4,)     the box itself, pixels
 ``scores``     ()       the detector score (1.0 when the boxes came without scores)
 ``geometry``   (3,)     ``sqrt(box area / image area)``, box width / image width, box height /
-                        image height (:func:`box_geometry`; used only by the optional
-                        :mod:`salrank.fosrnet.extensions` addition)
+                        image height (:func:`box_geometry`; used only by FOSRNet's optional
+                        ``use_geometry`` addition, :mod:`salrank.fosrnet.model`)
 =============  =======  ==================================================================
 
-The PE (learned embedding of the centres) is part of FOSRNet, not cached. Backbones
-(:func:`load_backbone`): ``resnet101`` (2048-d, the paper's PSE) and ``resnet18`` (512-d, the
-sample profile's lighter choice), torchvision models with weights from :mod:`salrank.weights`;
-``pretrained=False`` keeps a seeded random initialisation and never touches files.
+The PE (learned embedding of the centres) is part of FOSRNet, not cached. The feature networks
+(UNISAL and the appearance CNN) and their weights come from
+:func:`salrank.models.backbones.feature_extractors`.
 
 Cache (:func:`extract_features` with ``cache=True``): one directory per (dataset name + split,
 proposal-set hash, feature configuration, UNISAL and backbone weight fingerprints) under
@@ -54,12 +53,11 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from salrank.io import atomic_output, atomic_write_json
+from salrank.models.backbones import AppearanceBackbone, WeightsIdentity
 
 __all__ = [
-    "BACKBONES",
     "FIELDS",
     "MODES",
-    "AppearanceBackbone",
     "FeatureConfig",
     "FeatureStore",
     "ImageProposals",
@@ -68,19 +66,12 @@ __all__ = [
     "enlarge_boxes",
     "extract_features",
     "features_of_images",
-    "load_backbone",
-    "load_psm",
     "module_fingerprint",
     "proposal_set_hash",
 ]
 
 FORMAT_VERSION = 1
 MODES = ("crop", "roi")
-#: backbone name -> (torchvision constructor, feature width, salrank.weights name)
-BACKBONES: dict[str, tuple[str, int, str]] = {
-    "resnet101": ("resnet101", 2048, "resnet101.tv_in1k"),
-    "resnet18": ("resnet18", 512, "resnet18.tv_in1k"),
-}
 #: the per-proposal fields of a :class:`FeatureStore`
 FIELDS = ("local", "global", "appearance", "centers", "boxes", "scores", "geometry")
 GEOMETRY_DIM = 3
@@ -136,85 +127,12 @@ def box_geometry(boxes, image_size: Sequence[int]) -> np.ndarray:
     return np.stack([np.sqrt(bw * bh / (h * w)), bw / w, bh / h], axis=1).astype(np.float32)
 
 
-# --- backbones -------------------------------------------------------------------------------------
-class AppearanceBackbone(nn.Module):
-    """A torchvision ResNet without its pooling and classifier: images -> stride-32 feature maps.
-
-    ``dim`` = output channels (2048 for ResNet101, 512 for ResNet18); frozen, eval mode.
-    """
-
-    def __init__(self, name: str, trunk: nn.Module, dim: int, weights_id: str):
-        super().__init__()
-        self.name = name
-        self.trunk = trunk
-        self.dim = dim
-        self.weights_id = weights_id
-        self.stride = 32
-        self.requires_grad_(False)
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) ImageNet-normalised -> (B, dim, H/32, W/32)."""
-        return self.trunk(x)
-
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, dim) global average pooled features."""
-        return self.trunk(x).mean(dim=(2, 3))
-
-
-def load_backbone(name: str = "resnet101", pretrained: bool = True, weights=None, device=None,
-                  seed: int = 0) -> AppearanceBackbone:
-    """The frozen appearance CNN ``name`` (see :data:`BACKBONES`).
-
-    ``pretrained=True`` loads torchvision's ImageNet file through :func:`salrank.weights.load_state_dict`
-    (offline without it: :class:`salrank.weights.WeightsNotFoundError` naming the file and URL);
-    ``weights``: an explicit file. ``pretrained=False``: random initialisation seeded with ``seed``.
-    """
-    import torchvision
-
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(BACKBONES)}")
-    ctor, dim, weights_name = BACKBONES[name]
-    state = None
-    if pretrained:
-        from salrank.weights import load_state_dict
-
-        state = load_state_dict(weights_name, path=weights)
-    elif weights is not None:
-        raise ValueError("weights were given but pretrained=False; drop one of them")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = getattr(torchvision.models, ctor)(weights=None)
-    if state is not None:
-        model.load_state_dict(state)
-    trunk = nn.Sequential(*list(model.children())[:-2])
-    weights_id = weights_name if pretrained else f"random-seed{seed}"
-    device = torch.device(device) if device is not None else _default_device()
-    return AppearanceBackbone(name, trunk, dim, weights_id).to(device)
-
-
-def load_psm(pretrained: bool = True, weights=None, device=None, seed: int = 0):
-    """UNISAL (the PSM) for feature extraction, with a ``weights_id`` attribute.
-
-    ``pretrained=True``: the official weights (:func:`salrank.models.unisal.load_unisal`; offline
-    without the file: :class:`salrank.weights.WeightsNotFoundError`); ``False``: random
-    initialisation seeded with ``seed`` (``weights_id`` ``"random-seed<seed>"``).
-    """
-    from salrank.models.unisal import WEIGHTS_NAME, load_unisal
-
-    device = torch.device(device) if device is not None else _default_device()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = load_unisal(weights, pretrained=pretrained, device=device)
-    model.weights_id = WEIGHTS_NAME if pretrained else f"random-seed{seed}"
-    model.requires_grad_(False)
-    return model
-
-
-def _default_device() -> torch.device:
-    from salrank.config import get_settings
-
-    return get_settings().torch_device()
+def _identity(unisal, backbone) -> WeightsIdentity:
+    try:
+        return WeightsIdentity(unisal.weights, backbone.weights)
+    except AttributeError:
+        raise ValueError("the feature networks carry no weights identity: build them with "
+                         "salrank.models.backbones.feature_extractors") from None
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -296,7 +214,7 @@ def features_of_images(items: Sequence[ImageProposals], unisal, backbone: Appear
                        config: FeatureConfig | None = None, batch_size: int = 32) -> list[dict[str, np.ndarray]]:
     """Per-image feature dicts (see the module table) for ``items``, without any caching.
 
-    ``unisal``: a :class:`salrank.models.unisal.UNISAL`; ``backbone``: :func:`load_backbone`;
+    ``unisal``: a :class:`salrank.models.unisal.UNISAL`; ``backbone``: an :class:`~salrank.models.backbones.AppearanceBackbone`;
     ``batch_size``: crops per CNN forward in crop mode (and images per UNISAL forward). Each dict
     also holds ``image_size`` ``(height, width)``.
     """
@@ -550,7 +468,7 @@ def extract_features(
     ``source``: a :class:`salrank.data.scenes.SceneSet` (boxes = ``proposals[stem]`` when given, a
     :class:`~salrank.proposals.Detections` or a (K, 4) array, else the set's reference boxes), an
     ``(images, boxes per image)`` pair, or a list of :class:`ImageProposals`. ``unisal``: a
-    loaded UNISAL; ``backbone``: :func:`load_backbone`. ``mode`` overrides ``config.mode``.
+    loaded UNISAL; ``backbone``: an :class:`~salrank.models.backbones.AppearanceBackbone`. ``mode`` overrides ``config.mode``.
     ``cache``: ``True`` = under ``$SALRANK_CACHE/features``, a directory = under it, ``False`` =
     in memory only. ``name`` overrides the dataset label of the cache directory.
     ``on_chunk(done, total)`` is called after each chunk is safely on disk.
@@ -572,9 +490,8 @@ def extract_features(
         "proposals": proposal_set_hash(items),
         "config": asdict(config),
         "backbone": backbone.name,
-        "backbone_weights": backbone.weights_id,
+        "weights": _identity(unisal, backbone).to_dict(),
         "backbone_fingerprint": module_fingerprint(backbone),
-        "unisal_weights": getattr(unisal, "weights_id", "unknown"),
         "unisal_fingerprint": module_fingerprint(unisal),
         "n_images": len(items),
     }

@@ -19,6 +19,20 @@ part on), where PE is a learnable 1x1 convolution on the centre coordinates, imp
 the equivalent ``nn.Linear(2 -> 192)``. Switches drop parts for the Table II ablation:
 ``use_pse`` (appearance), ``use_local``, ``use_global``, ``use_pe``, ``use_transformer``
 (False -> the ``fc`` head), ``use_hungarian`` (False -> per-proposal argmax at inference).
+
+Two salrank additions, both off in the paper's model (the defaults):
+
+* **Feature standardisation** (``normalize``): every dimension of ``local``, ``global`` and
+  ``appearance`` is shifted and scaled by the training set's mean and standard deviation
+  (:meth:`FOSRNet.set_normalization`; buffers saved with the weights). Pretrained and random
+  backbones give features of very different scales (a random UNISAL's ``f_u`` has a standard
+  deviation near 0.03, a random ResNet's pooled output near 0.5); without it the small ones
+  barely reach the head.
+* **Box geometry** (``use_geometry``): the ``geometry`` feature (``sqrt(box area / image area)``,
+  box width / image width, box height / image height; :func:`salrank.fosrnet.features.box_geometry`),
+  embedded by a learnable ``Linear(3 -> geometry_dim)`` and appended to F_p. The paper's PE sees
+  box centres only, and the crop-mode appearance feature is resized to a fixed size, so box size
+  is otherwise only implicit; RA-SRGT explicitly rewards size (eq. 4).
 """
 
 from __future__ import annotations
@@ -32,23 +46,18 @@ from torch import Tensor, nn
 
 from salrank.fosrnet.acb import circulative_sequences_batched, rank_sequences_batched
 from salrank.fosrnet.ecs import COSTS
+from salrank.fosrnet.features import GEOMETRY_DIM
 from salrank.fosrnet.heads import create_head
+from salrank.paper import TABLE2_ROWS
 
-#: Table II of the paper: row -> switches (the remaining ones are True).
-TABLE2_ROWS: dict[int, dict[str, bool]] = {
-    1: dict(use_pse=True, use_local=False, use_global=False, use_pe=False, use_transformer=False, use_hungarian=False),
-    2: dict(use_pse=False, use_local=True, use_global=False, use_pe=False, use_transformer=False, use_hungarian=False),
-    3: dict(use_pse=False, use_local=True, use_global=True, use_pe=False, use_transformer=False, use_hungarian=False),
-    4: dict(use_pse=True, use_local=True, use_global=True, use_pe=False, use_transformer=False, use_hungarian=False),
-    5: dict(use_pse=True, use_local=True, use_global=True, use_pe=True, use_transformer=False, use_hungarian=False),
-    6: dict(use_pse=True, use_local=True, use_global=True, use_pe=True, use_transformer=True, use_hungarian=False),
-    7: dict(use_pse=True, use_local=True, use_global=True, use_pe=True, use_transformer=True, use_hungarian=True),
-}
+#: The features standardised when ``FOSRNetConfig.normalize`` is on.
+NORMALIZED_KEYS = ("local", "global", "appearance")
 
 
 @dataclass(frozen=True)
 class FOSRNetConfig:
-    """FOSRNet hyper-parameters and ablation switches (defaults = the paper's full model)."""
+    """FOSRNet hyper-parameters, ablation switches and the two salrank additions ``normalize`` and
+    ``use_geometry`` (module doc); defaults = the paper's full model."""
 
     unisal_dim: int = 192
     appearance_dim: int = 2048
@@ -64,10 +73,16 @@ class FOSRNetConfig:
     use_transformer: bool = True
     use_hungarian: bool = True
     cost: str = "log-softmax"
+    # salrank additions (module doc), off in the paper's model
+    normalize: bool = False
+    use_geometry: bool = False
+    geometry_dim: int = 64
 
     def __post_init__(self):
         if self.cost not in COSTS:
             raise ValueError(f"FOSRNetConfig.cost: unknown {self.cost!r}; expected one of {COSTS}")
+        if self.use_geometry and self.geometry_dim < 1:
+            raise ValueError(f"FOSRNetConfig.geometry_dim: must be >= 1, got {self.geometry_dim}")
         if not any((self.use_pse, self.use_local, self.use_global, self.use_pe)):
             raise ValueError("FOSRNetConfig: at least one of use_pse/use_local/use_global/use_pe must be True")
 
@@ -80,17 +95,19 @@ class FOSRNetConfig:
     def in_dim(self) -> int:
         """Width of F_p for the enabled parts."""
         return (self.unisal_dim * (int(self.use_local) + int(self.use_global))
-                + self.pe_dim * int(self.use_pe) + self.appearance_dim * int(self.use_pse))
+                + self.pe_dim * int(self.use_pe) + self.appearance_dim * int(self.use_pse)
+                + self.geometry_dim * int(self.use_geometry))
 
     @property
     def required_keys(self) -> tuple[str, ...]:
         keys = [("local", self.use_local), ("global", self.use_global), ("centers", self.use_pe),
-                ("appearance", self.use_pse)]
+                ("appearance", self.use_pse), ("geometry", self.use_geometry)]
         return tuple(name for name, on in keys if on)
 
     @classmethod
     def table2(cls, row: int, **kw) -> FOSRNetConfig:
-        """The configuration of Table II row ``row`` (1-7), with further overrides."""
+        """The configuration of Table II row ``row`` (1-7, :data:`salrank.paper.TABLE2_ROWS`), with further
+        overrides."""
         if row not in TABLE2_ROWS:
             raise ValueError(f"row: expected one of {sorted(TABLE2_ROWS)}, got {row}")
         return cls(**{**TABLE2_ROWS[row], **kw})
@@ -104,6 +121,12 @@ class FOSRNet(nn.Module):
         self.config = config or FOSRNetConfig()
         c = self.config
         self.pe = nn.Linear(2, c.pe_dim) if c.use_pe else None
+        self.geometry = nn.Linear(GEOMETRY_DIM, c.geometry_dim) if c.use_geometry else None
+        if c.normalize:
+            dims = {"local": c.unisal_dim, "global": c.unisal_dim, "appearance": c.appearance_dim}
+            for key, dim in dims.items():
+                self.register_buffer(f"mean_{key}", torch.zeros(dim))
+                self.register_buffer(f"std_{key}", torch.ones(dim))
         self.head = create_head(c.head_name, in_dim=c.in_dim, k=c.k, num_classes=c.num_classes, **c.head_kwargs)
 
     @property
@@ -123,18 +146,41 @@ class FOSRNet(nn.Module):
             raise ValueError(f"{where}: feature {key!r} has last dimension {x.shape[-1]}, expected {dim}")
         return x
 
+    @torch.no_grad()
+    def set_normalization(self, arrays: Mapping[str, np.ndarray], eps: float = 1e-6) -> None:
+        """Set the standardisation (``normalize``) from (N, D) training arrays of ``local`` / ``global`` /
+        ``appearance`` (missing or empty ones keep mean 0, std 1)."""
+        if not self.config.normalize:
+            raise ValueError("set_normalization: this FOSRNet has normalize=False")
+        for key in NORMALIZED_KEYS:
+            if key not in arrays:
+                continue
+            x = torch.as_tensor(np.asarray(arrays[key], np.float64))
+            if len(x) == 0:
+                continue
+            getattr(self, f"mean_{key}").copy_(x.mean(0).float())
+            getattr(self, f"std_{key}").copy_(x.std(0, unbiased=False).clamp(min=eps).float())
+
+    def _feature(self, features: Mapping, key: str, dim: int, where: str) -> Tensor:
+        x = self._get(features, key, dim, where)
+        if self.config.normalize:
+            x = (x - getattr(self, f"mean_{key}")) / getattr(self, f"std_{key}")
+        return x
+
     def embed(self, features: Mapping, where: str = "features") -> Tensor:
         """F_p of every proposal: (..., in_dim) from the enabled parts (see module doc)."""
         c = self.config
         parts = []
         if c.use_local:
-            parts.append(self._get(features, "local", c.unisal_dim, where))
+            parts.append(self._feature(features, "local", c.unisal_dim, where))
         if c.use_global:
-            parts.append(self._get(features, "global", c.unisal_dim, where))
+            parts.append(self._feature(features, "global", c.unisal_dim, where))
         if c.use_pe:
             parts.append(self.pe(self._get(features, "centers", 2, where)))
         if c.use_pse:
-            parts.append(self._get(features, "appearance", c.appearance_dim, where))
+            parts.append(self._feature(features, "appearance", c.appearance_dim, where))
+        if c.use_geometry:
+            parts.append(self.geometry(self._get(features, "geometry", GEOMETRY_DIM, where)))
         lead = {tuple(p.shape[:-1]) for p in parts}
         if len(lead) != 1:
             raise ValueError(f"{where}: features disagree on leading shape: {sorted(lead)}")
@@ -210,4 +256,4 @@ def create_fosrnet(config: FOSRNetConfig | None = None, **kw) -> FOSRNet:
     return FOSRNet(config)
 
 
-__all__ = ["FOSRNet", "FOSRNetConfig", "TABLE2_ROWS", "create_fosrnet"]
+__all__ = ["NORMALIZED_KEYS", "FOSRNet", "FOSRNetConfig", "create_fosrnet"]

@@ -19,13 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salrank.fosrnet.features import (
-    FeatureConfig,
-    ImageProposals,
-    features_of_images,
-    load_backbone,
-    load_psm,
-)
+from salrank.fosrnet.features import FeatureConfig, ImageProposals, features_of_images
+from salrank.models.backbones import WeightsIdentity, feature_extractors
 
 __all__ = ["RankedImage", "RankingPipeline", "draw_ranking"]
 
@@ -45,13 +40,6 @@ class RankedImage:
                 "scores": self.scores.tolist(), "ranks": self.ranks.tolist()}
 
 
-def _weights_seed(weights_id: str | None) -> int | None:
-    """The seed of a ``random-seed<N>`` weights id, else ``None`` (pretrained)."""
-    if weights_id and weights_id.startswith("random-seed"):
-        return int(weights_id[len("random-seed"):])
-    return None
-
-
 class RankingPipeline:
     """Detector + UNISAL + appearance CNN + FOSRNet; see the module docstring."""
 
@@ -64,6 +52,11 @@ class RankingPipeline:
         self.feature_config = feature_config or FeatureConfig()
         self.filter_options = dict(filter_options or {})
         self.apply_filter = apply_filter
+
+    @property
+    def weights(self) -> WeightsIdentity:
+        """Which weights the feature networks carry (``.label`` for logs)."""
+        return WeightsIdentity(self.unisal.weights, self.backbone.weights)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, *, detector: str | None = "efficientdet_d0",
@@ -94,11 +87,15 @@ class RankingPipeline:
         config = FeatureConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                                   for k, v in (meta.get("config") or {}).items()})
         bb_name = meta.get("backbone", backbone)
-        bb_seed, psm_seed = _weights_seed(meta.get("backbone_weights")), _weights_seed(meta.get("unisal_weights"))
-        if pretrained and (bb_seed is not None or psm_seed is not None):
-            log("note: the checkpoint was trained on random-weight feature extractors; rebuilding them")
-        cnn = load_backbone(bb_name, pretrained=pretrained and bb_seed is None, device=device, seed=bb_seed or 0)
-        psm = load_psm(pretrained=pretrained and psm_seed is None, device=device, seed=psm_seed or 0)
+        options = {"pretrained": pretrained, "seed": 0}
+        if meta.get("weights"):
+            trained_on = WeightsIdentity.from_dict(meta["weights"])
+            if pretrained:
+                options = trained_on.rebuild_options()
+                if trained_on.random:
+                    log(f"note: the checkpoint was trained on random-weight feature extractors ({trained_on.label}); "
+                        "rebuilding them")
+        psm, cnn, _ = feature_extractors(backbone=bb_name, device=device, **options)
         if model is None:
             from salrank.fosrnet.model import create_fosrnet
 

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from salrank.fosrnet.acb import circulative_sequences_batched
-from salrank.fosrnet.extensions import ExtensionConfig, build_ranker
 from salrank.fosrnet.losses import (
     DEFAULT_ALPHA,
     IGNORE_INDEX,
@@ -212,7 +211,7 @@ def load_checkpoint(path: str | os.PathLike, device=None) -> tuple[FOSRNet, dict
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
         raise ValueError(f"{path}: not a salrank training checkpoint")
-    model = build_ranker(FOSRNetConfig(**ckpt["model_config"]), ExtensionConfig(**ckpt.get("extension", {})))
+    model = FOSRNet(FOSRNetConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     if device is not None:
         model.to(device)
@@ -228,9 +227,8 @@ class Trainer:
 
     def __init__(self, model_config: FOSRNetConfig, config: TrainConfig, train, val=None,
                  out_dir: str | os.PathLike = "runs/fosrnet", feature_meta: dict | None = None,
-                 progress: bool = True, device=None, log=print, extension: ExtensionConfig | None = None):
+                 progress: bool = True, device=None, log=print):
         self.model_config = model_config
-        self.extension = extension or ExtensionConfig()
         self.config = config
         self.train_split = train
         self.val_split = val
@@ -242,8 +240,8 @@ class Trainer:
         self.data = SequenceDataset(train.features, train.gt_scores, model_config.k, self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.model = build_ranker(model_config, self.extension)
-        if self.extension.normalize:
+            self.model = FOSRNet(model_config)
+        if model_config.normalize:
             self.model.set_normalization(train.features.arrays)
         self.model.to(self.device)
         self.optimizer, self.scheduler = _build_optimizer(self.model, config)
@@ -269,7 +267,6 @@ class Trainer:
         ckpt = {
             "model": self.model.state_dict(),
             "model_config": asdict(self.model_config),
-            "extension": asdict(self.extension),
             "train_config": asdict(self.config),
             "feature_meta": self.feature_meta,
             "epoch": self.epoch,
@@ -288,7 +285,7 @@ class Trainer:
         if not self.last_path.is_file():
             return False
         ckpt = torch.load(self.last_path, map_location="cpu", weights_only=False)
-        if ckpt["model_config"] != asdict(self.model_config) or ckpt.get("extension") != asdict(self.extension):
+        if ckpt["model_config"] != asdict(self.model_config):
             raise ValueError(f"{self.last_path}: the checkpoint's model configuration differs from this run's")
         saved = {k: v for k, v in ckpt["train_config"].items() if k != "epochs"}
         if saved != {k: v for k, v in asdict(self.config).items() if k != "epochs"}:

@@ -27,7 +27,6 @@ from salrank.gt.scores import (
     DEFAULT_SIGMA,
     DEFAULT_THRESHOLD,
     METHODS,
-    PAPER_GAMMAS,
     rank_objects,
     score_objects,
 )
@@ -49,7 +48,6 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_BETA",
     "DEFAULT_GAMMA",
-    "PAPER_GAMMAS",
     "DEFAULT_GRID",
     "DEFAULT_SIGMA",
     "DEFAULT_THRESHOLD",

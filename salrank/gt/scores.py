@@ -11,7 +11,7 @@ columns ``ceil(x1) .. ceil(x2) - 1``.
 method         score S_i
 =============  ===========================================================================
 ``ra-srgt``    eq. 4: ``N_i / N + gamma * exp(beta * sqrt(A_i / A))`` if ``N_i > 0`` else 0
-               (both terms normalised to [0, 1], see ``paper-notes.md`` section 2)
+               (both terms normalised to [0, 1]: the book page ``book/conventions.md``)
 ``points``     eq. 1: ``N_i / sqrt(A_i)``
 ``map-max``    eq. 2: maximum of the fixation map inside ``Q_i``
 ``map-avg``    eq. 2: mean of the fixation map inside ``Q_i``
@@ -29,11 +29,11 @@ import numpy as np
 from salrank.gt.counting import _count, points_inside_image
 from salrank.gt.inputs import as_boxes, as_image_size, as_points, box_areas, clip_boxes
 from salrank.gt.ranking import ranks_from_scores
+from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
 
 __all__ = [
     "METHODS",
     "DEFAULT_GAMMA",
-    "PAPER_GAMMAS",
     "DEFAULT_BETA",
     "DEFAULT_SIGMA",
     "DEFAULT_THRESHOLD",
@@ -48,10 +48,6 @@ __all__ = [
 ]
 
 METHODS = ("ra-srgt", "points", "map-max", "map-avg", "binary-map")
-DEFAULT_GAMMA = 0.2
-#: The GT thresholds gamma the paper studies (Sec. IV-E: Fig. 9, Fig. 11, Table III-C).
-PAPER_GAMMAS = (0.1, 0.2, 0.5, 0.8)
-DEFAULT_BETA = 0.5
 DEFAULT_SIGMA = 19.0
 DEFAULT_THRESHOLD = 0.5
 

@@ -34,10 +34,10 @@ from salrank.gt.scores import (
     DEFAULT_SIGMA,
     DEFAULT_THRESHOLD,
     METHODS,
-    PAPER_GAMMAS,
     fixation_map_from_points,
     score_objects,
 )
+from salrank.paper import GAMMAS
 
 __all__ = [
     "SALIENCE",
@@ -288,7 +288,7 @@ def offset_range_summary(offsets: pd.DataFrame, ranges=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "parameter", "range", "steps", "mean", "min", "max", "spread"])
 
 
-def gamma_sensitivity(scene_set, gammas: Sequence[float] = PAPER_GAMMAS,
+def gamma_sensitivity(scene_set, gammas: Sequence[float] = GAMMAS,
                       beta: float = DEFAULT_BETA) -> pd.DataFrame:
     """How much each image's RA-SRGT ranks change along ``gammas`` (``beta`` fixed): per image,
     the eq. 13 offset summed over adjacent gammas, ``sum_t sum_i |Rank^t_i - Rank^(t-1)_i|``.

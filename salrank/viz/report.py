@@ -25,7 +25,10 @@ def banner_text(
     extra: Iterable[str] = (),
 ) -> str:
     """The banner as Markdown: profile, data, weights and (on ``sample``) the sample warning."""
-    if settings.profile == "sample":
+    from salrank.profiles import get_profile
+
+    sample = get_profile(settings.profile).sample_result
+    if sample:
         data = data or "embedded sample (10 real SALICON examples + SynthSal synthetic scenes)"
         weights = weights or "none (untrained backbones)"
     else:
@@ -39,7 +42,7 @@ def banner_text(
         *[f"- {e}" for e in extra],
     ]
     text = "\n".join(lines)
-    if settings.profile == "sample":
+    if sample:
         text = f"> {SAMPLE_WARNING}\n\n{text}"
     return text
 

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from salrank.gt import DEFAULT_BETA, DEFAULT_GAMMA, METHODS, PAPER_GAMMAS, image_rank_table
+from salrank.gt import DEFAULT_BETA, DEFAULT_GAMMA, METHODS, image_rank_table
+from salrank.paper import GAMMAS
 from salrank.viz.plots import draw_boxes, rank_colors
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "GALLERY_GAMMAS",
 ]
 
-GALLERY_GAMMAS = PAPER_GAMMAS
+GALLERY_GAMMAS = GAMMAS
 """The gallery's columns: the GT thresholds gamma the paper studies."""
 
 _METHOD_NAMES = {
