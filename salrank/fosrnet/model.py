@@ -9,6 +9,8 @@ key            shape         meaning
 ``global``     (..., 192)    same on the box enlarged 1.5x about its centre
 ``appearance`` (..., D_r)    PSE appearance feature (2048 for ResNet101, 512 for ResNet18)
 ``centers``    (..., 2)      box centre ``(x, y)`` divided by the image ``(width, height)``
+``geometry``   (..., 3)      ``pe_input="corners"`` only: ``sqrt(area / image area)``, box width /
+                             image width, box height / image height
 ``boxes``      (n, 4)        optional, ``predict_ranks`` only: ``[x1, y1, x2, y2]`` pixels,
                              the ACB geometry (without it the normalised centres are used)
 ``mask``       (B, k)        bool, True = dummy slot (forward only; optional)
@@ -16,8 +18,12 @@ key            shape         meaning
 
 The embedding F_p = concat(local, global, PE(centers), appearance) (576 + D_r dims with every
 part on), where PE is a learnable 1x1 convolution on the centre coordinates, implemented as
-the equivalent ``nn.Linear(2 -> 192)``. Switches drop parts for the Table II ablation:
-``use_pse`` (appearance), ``use_local``, ``use_global``, ``use_pe``, ``use_transformer``
+the equivalent ``nn.Linear(2 -> 192)``. With ``pe_input="corners"`` it sees the normalised
+top-left and bottom-right corners ``(x1, y1, x2, y2)`` instead (``nn.Linear(4 -> 192)``; the
+paper's Sec. III-C2 prints ``pos`` as 192x2x2; the project's reading is a 1x1 convolution over
+the two corners' coordinates, giving 192 channels like the centre variant).
+:meth:`FOSRNetConfig.official` is the released network instead (see :mod:`salrank.fosrnet.heads`).
+Switches drop parts for the Table II ablation: ``use_pse`` (appearance), ``use_local``, ``use_global``, ``use_pe``, ``use_transformer``
 (False -> the ``fc`` head), ``use_hungarian`` (False -> per-proposal argmax at inference).
 """
 
@@ -33,6 +39,10 @@ from torch import Tensor, nn
 from salrank.fosrnet.acb import circulative_sequences_batched, rank_sequences_batched
 from salrank.fosrnet.ecs import COSTS
 from salrank.fosrnet.heads import create_head
+
+#: What the position embedding sees: the normalised box centre ``(x, y)`` (2 numbers), or the
+#: normalised top-left and bottom-right corners ``(x1, y1, x2, y2)`` (Sec. III-C2's ``pos``).
+PE_INPUTS = ("center", "corners")
 
 #: Table II of the paper: row -> switches (the remaining ones are True).
 TABLE2_ROWS: dict[int, dict[str, bool]] = {
@@ -57,6 +67,7 @@ class FOSRNetConfig:
     num_classes: int = 5
     head: str = "vit"
     head_kwargs: dict = field(default_factory=dict)
+    pe_input: str = "center"
     use_pse: bool = True
     use_local: bool = True
     use_global: bool = True
@@ -66,6 +77,8 @@ class FOSRNetConfig:
     cost: str = "log-softmax"
 
     def __post_init__(self):
+        if self.pe_input not in PE_INPUTS:
+            raise ValueError(f"FOSRNetConfig.pe_input: unknown {self.pe_input!r}; expected one of {PE_INPUTS}")
         if self.cost not in COSTS:
             raise ValueError(f"FOSRNetConfig.cost: unknown {self.cost!r}; expected one of {COSTS}")
         if not any((self.use_pse, self.use_local, self.use_global, self.use_pe)):
@@ -85,8 +98,20 @@ class FOSRNetConfig:
     @property
     def required_keys(self) -> tuple[str, ...]:
         keys = [("local", self.use_local), ("global", self.use_global), ("centers", self.use_pe),
-                ("appearance", self.use_pse)]
+                ("geometry", self.use_pe and self.pe_input == "corners"), ("appearance", self.use_pse)]
         return tuple(name for name, on in keys if on)
+
+    @classmethod
+    def official(cls, **kw) -> FOSRNetConfig:
+        """The released network: the ``official`` head (12 blocks, see
+        :mod:`salrank.fosrnet.heads`) on concat(local 192, global 192, appearance 2048), no
+        position embedding, ECS cost ``exp(-logits)``, 5 proposals per sequence, 5 classes, no
+        feature standardisation. Loads the authors' checkpoints with
+        :meth:`FOSRNet.load_official_state_dict`."""
+        base = dict(unisal_dim=192, appearance_dim=2048, k=5, num_classes=5, head="official",
+                    use_pse=True, use_local=True, use_global=True, use_pe=False, use_transformer=True,
+                    use_hungarian=True, cost="exp-neg-logit")
+        return cls(**{**base, **kw})
 
     @classmethod
     def table2(cls, row: int, **kw) -> FOSRNetConfig:
@@ -103,7 +128,7 @@ class FOSRNet(nn.Module):
         super().__init__()
         self.config = config or FOSRNetConfig()
         c = self.config
-        self.pe = nn.Linear(2, c.pe_dim) if c.use_pe else None
+        self.pe = nn.Linear(2 if c.pe_input == "center" else 4, c.pe_dim) if c.use_pe else None
         self.head = create_head(c.head_name, in_dim=c.in_dim, k=c.k, num_classes=c.num_classes, **c.head_kwargs)
 
     @property
@@ -132,7 +157,11 @@ class FOSRNet(nn.Module):
         if c.use_global:
             parts.append(self._get(features, "global", c.unisal_dim, where))
         if c.use_pe:
-            parts.append(self.pe(self._get(features, "centers", 2, where)))
+            centers = self._get(features, "centers", 2, where)
+            if c.pe_input == "corners":
+                half = self._get(features, "geometry", None, where)[..., 1:3] / 2.0  # (w/W, h/H) / 2
+                centers = torch.cat([centers - half, centers + half], dim=-1)
+            parts.append(self.pe(centers))
         if c.use_pse:
             parts.append(self._get(features, "appearance", c.appearance_dim, where))
         lead = {tuple(p.shape[:-1]) for p in parts}
@@ -153,6 +182,20 @@ class FOSRNet(nn.Module):
         if mask is not None:
             mask = torch.as_tensor(mask, dtype=torch.bool, device=x.device)
         return self.head(x, mask)
+
+    def load_official_state_dict(self, state_dict) -> FOSRNet:
+        """Load a state dict saved from the authors' ``VisionTransformer`` (see
+        :meth:`salrank.fosrnet.heads.OfficialHead.load_official_state_dict`); needs a model built
+        from :meth:`FOSRNetConfig.official` (or the ``official`` head on the same 2432-d input).
+        Returns ``self``."""
+        if not hasattr(self.head, "load_official_state_dict"):
+            raise TypeError(f"load_official_state_dict: needs the 'official' head, this model has "
+                            f"{self.config.head_name!r} (use FOSRNetConfig.official())")
+        if self.pe is not None:
+            raise TypeError("load_official_state_dict: the released network has no position embedding "
+                            "(use FOSRNetConfig.official(), use_pe=False)")
+        self.head.load_official_state_dict(state_dict)
+        return self
 
     def _image_geometry(self, features: Mapping, i: int, n: int) -> np.ndarray:
         for key in ("boxes", "centers"):
@@ -210,4 +253,4 @@ def create_fosrnet(config: FOSRNetConfig | None = None, **kw) -> FOSRNet:
     return FOSRNet(config)
 
 
-__all__ = ["FOSRNet", "FOSRNetConfig", "TABLE2_ROWS", "create_fosrnet"]
+__all__ = ["FOSRNet", "FOSRNetConfig", "PE_INPUTS", "TABLE2_ROWS", "create_fosrnet"]
