@@ -151,6 +151,12 @@ def test_evaluate_protocols_hand_case():
     acb = evaluate_ranks(pred, split, protocol="acb")
     # image 1 has no fixation in any box: constant GT, excluded from SRCC and counted
     assert acb["protocol"] == "acb" and acb["n_constant_gt"] == 1 and acb["n_used_correlation"] == 1
+    from salrank.fosrnet.evaluate import protocol_metrics
+
+    both = {**acb, "official": off}
+    assert protocol_metrics(both, "official") == off and protocol_metrics(both, "acb") == acb
+    with pytest.raises(KeyError, match="official"):
+        protocol_metrics(acb, "official")
     with pytest.raises(ValueError, match="protocol"):
         evaluate_ranks(pred, split, protocol="paper")
     with pytest.raises(ValueError, match="own NaN rule"):

@@ -29,7 +29,8 @@ from salrank.gt import ranks_from_scores
 from salrank.metrics.official import OFFICIAL_GROUP, official_from_classes, official_gt_classes
 from salrank.metrics.ranking import evaluate, mean_sa_sor
 
-__all__ = ["PROTOCOLS", "evaluate_model", "evaluate_ranks", "gt_values", "official_groups", "official_logits", "pred_values"]
+__all__ = ["PROTOCOLS", "evaluate_model", "evaluate_ranks", "gt_values", "official_groups", "official_logits",
+           "pred_values", "protocol_metrics"]
 
 PROTOCOLS = ("official", "acb")
 """Evaluation protocols: the authors' 5-proposal groups, or salrank's ACB over all proposals."""
@@ -43,6 +44,19 @@ def _check_protocol(protocol: str, nan_policy: str | None) -> str:
             raise ValueError(f"protocol 'official' has its own NaN rule (NaN -> 0, counted); got nan_policy={nan_policy!r}")
         return "zero"
     return nan_policy or "exclude"
+
+
+def protocol_metrics(metrics: dict, protocol: str) -> dict:
+    """The flat metrics of ``protocol`` from a result holding both: ``acb`` at the top level
+    (``metrics["protocol"] == "acb"``) and ``official`` under ``metrics["official"]``, as
+    :func:`salrank.analysis.experiments.run_experiment` stores them. ``KeyError`` if absent."""
+    _check_protocol(protocol, None)
+    if metrics.get("protocol") == protocol:
+        return {k: v for k, v in metrics.items() if k != "official"}
+    nested = metrics.get(protocol)
+    if not isinstance(nested, dict) or nested.get("protocol") != protocol:
+        raise KeyError(f"these metrics hold no {protocol!r} protocol results (have: {metrics.get('protocol')!r})")
+    return dict(nested)
 
 
 def gt_values(scores) -> np.ndarray:
