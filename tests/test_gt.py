@@ -137,6 +137,13 @@ def test_class_labels():
     assert class_labels([0.5, 0.5, 0.0], group_size=None).tolist() == [2, 1, 0]
     with pytest.raises(ValueError, match="group_size"):
         class_labels(np.ones(6))
+    # the authors' tie rule, sorted((score, index)): of equal scores the lower index is the LESS salient
+    assert class_labels([0.5, 0.5, 0.0], ties="official").tolist() == [3, 4, 2]
+    assert class_labels([0.5, 0.5, 0.0], group_size=None, ties="official").tolist() == [1, 2, 0]
+    assert class_labels([0.0] * 5, ties="official").tolist() == [0, 1, 2, 3, 4]
+    assert class_labels([0.0] * 5, ties="rank").tolist() == [4, 3, 2, 1, 0]
+    # without ties both rules agree
+    assert class_labels([0.3, 0.9, 0.0, 0.5, 0.1], ties="official").tolist() == [2, 4, 0, 3, 1]
 
 
 def test_ranks_from_scores():

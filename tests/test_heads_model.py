@@ -24,12 +24,12 @@ SMALL = {"width": 32, "depth": 1, "num_heads": 2}
 
 
 def small_kwargs(name: str) -> dict:
-    return SMALL if name in ("vit", "reg") else {"hidden": 32} if name in ("fc", "gcn") else {}
+    return SMALL if name in ("vit", "reg", "official") else {"hidden": 32} if name in ("fc", "gcn") else {}
 
 
 def test_registry_lists_and_rejects():
-    assert list_heads() == ["fc", "gcn", "reg", "vit"]
-    with pytest.raises(ValueError, match="known heads: fc, gcn, reg, vit"):
+    assert list_heads() == ["fc", "gcn", "official", "reg", "vit"]
+    with pytest.raises(ValueError, match="known heads: fc, gcn, official, reg, vit"):
         create_head("mlp", in_dim=8)
     with pytest.raises(ValueError, match="already registered"):
         register_head("vit")(nn.Identity)
@@ -46,7 +46,7 @@ def test_register_custom_head(monkeypatch):
     assert create_head("linear", in_dim=4, num_classes=3)(torch.zeros(2, 5, 4)).shape == (2, 5, 3)
 
 
-@pytest.mark.parametrize("name", ["vit", "fc", "gcn", "reg"])
+@pytest.mark.parametrize("name", ["vit", "fc", "gcn", "reg", "official"])
 def test_head_output_shapes(name):
     head = create_head(name, in_dim=12, k=5, num_classes=5, **small_kwargs(name)).eval()
     out = head(torch.randn(3, 5, 12), torch.zeros(3, 5, dtype=torch.bool))
@@ -65,8 +65,20 @@ def test_paper_vit_head_dimensions():
     assert head.classifier[0].p == 0.5 and head.classifier[1].out_features == 5
 
 
+def test_official_head_dimensions():
+    head = create_head("official", in_dim=2432)
+    relu, drop, linear = head.trunk.embed  # ReLU -> Dropout -> Linear on the raw features
+    assert isinstance(relu, nn.ReLU) and drop.p == 0.5 and (linear.in_features, linear.out_features) == (2432, 384)
+    layers = head.trunk.encoder.layers
+    assert len(layers) == 12 and layers[0].self_attn.num_heads == 8 and layers[0].norm_first
+    assert layers[0].norm1.eps == 1e-6 and head.trunk.norm.eps == 1e-6 and layers[0].self_attn.in_proj_bias is not None
+    assert layers[0].dropout.p == 0.0 and layers[0].linear1.out_features == 4 * 384
+    assert head.classifier[0].p == 0.5 and head.classifier[1].out_features == 5
+
+
 @pytest.mark.parametrize(
-    "name,kw", [("vit", SMALL), ("reg", SMALL), ("gcn", {"hidden": 32}), ("gcn", {"adjacency": "cosine"})]
+    "name,kw", [("vit", SMALL), ("reg", SMALL), ("official", SMALL), ("gcn", {"hidden": 32}),
+                ("gcn", {"adjacency": "cosine"})]
 )
 def test_dummy_features_do_not_change_valid_outputs(name, kw):
     torch.manual_seed(0)
@@ -137,6 +149,60 @@ def test_sequence_class_targets():
     assert t.tolist() == [[2, 4, 3, IGNORE_INDEX, IGNORE_INDEX], [4, 3, 1, 0, 2]]
     compact = sequence_class_targets(scores, mask, dummies_least_salient=False)
     assert compact[0].tolist() == [0, 2, 1, IGNORE_INDEX, IGNORE_INDEX]
+    # the authors' rule: of the tied 0.5s the lower slot is the less salient
+    assert sequence_class_targets(scores, mask, ties="official")[1].tolist() == [3, 4, 1, 0, 2]
+    with pytest.raises(ValueError, match="tie_key"):
+        sequence_class_targets(scores, mask, tie_key=torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="ties"):
+        sequence_class_targets(scores, mask, ties="coin")
+
+
+@pytest.mark.parametrize("ties", ["rank", "official"])
+def test_sequence_targets_consistent_across_wrapped_sequences(ties):
+    """The issue's n = 7 case: proposals 1 and 5 have no fixations (score 0).
+
+    Sequence [1..5] and the wrapped [4, 5, 6, 0, 1] hold both. With slot order as tie key the
+    pair swaps (1 above 5 in the first, below in the second); with the proposal's index in the
+    image as tie key the order is the same in both.
+    """
+    scores = np.array([0.5, 0.0, 0.3, 0.4, 0.2, 0.0, 0.1])
+    seqs = np.array([[1, 2, 3, 4, 5], [4, 5, 6, 0, 1]])
+    by_slot = sequence_class_targets(scores[seqs])
+    assert by_slot[0, 0] > by_slot[0, 4] and by_slot[1, 4] < by_slot[1, 1]  # the contradiction
+    t = sequence_class_targets(scores[seqs], tie_key=seqs, ties=ties)
+    first = {int(p): int(c) for p, c in zip(seqs[0], t[0], strict=True)}
+    second = {int(p): int(c) for p, c in zip(seqs[1], t[1], strict=True)}
+    one_above_five = ties == "rank"  # "rank": the lower index is the more salient
+    assert (first[1] > first[5]) == one_above_five and (second[1] > second[5]) == one_above_five
+    # every pair shared by the two sequences has the same order in both
+    shared = sorted(set(first) & set(second))
+    for a in shared:
+        for b in shared:
+            assert (first[a] > first[b]) == (second[a] > second[b])
+
+
+@pytest.mark.parametrize("pe_input", ["center", "corners"])
+def test_position_embedding_inputs(pe_input):
+    """``corners``: PE sees (x1, y1, x2, y2) = centre -+ (w, h) / 2 from ``centers`` and ``geometry``."""
+    torch.manual_seed(0)
+    model = create_fosrnet(appearance_dim=16, pe_input=pe_input, head="fc").eval()
+    assert model.pe.in_features == (2 if pe_input == "center" else 4)
+    f = feats(2, seed=3)
+    f["geometry"] = torch.tensor([[0.3, 0.2, 0.4]]).expand(2, 5, 3)
+    with torch.no_grad():
+        x = model.embed(f)
+        pe_part = x[..., 384:576]
+        c = f["centers"]
+        expected_in = c if pe_input == "center" else torch.cat([c - torch.tensor([0.1, 0.2]),
+                                                                c + torch.tensor([0.1, 0.2])], -1)
+        torch.testing.assert_close(pe_part, model.pe(expected_in))
+    if pe_input == "corners":
+        assert FOSRNetConfig(pe_input="corners").required_keys == ("local", "global", "centers", "geometry",
+                                                                   "appearance")
+        with pytest.raises(KeyError, match="geometry"):
+            model.embed({k: v for k, v in f.items() if k != "geometry"})
+    with pytest.raises(ValueError, match="pe_input"):
+        FOSRNetConfig(pe_input="edges")
 
 
 def test_loss_hand_case():

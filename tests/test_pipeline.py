@@ -74,11 +74,18 @@ def test_cli_train_eval_rank(tiny, tmp_path, capsys):
 
     result = tmp_path / "test.json"
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--synthsal-root", str(tiny), "--split", "test",
-                 "--json", str(result), "--no-progress"]) == 0
+                 "--json", str(result), "--no-progress", "--protocol", "acb"]) == 0
     metrics = json.loads(result.read_text())
     assert metrics["n_images"] == 4 and -1 <= metrics["srcc"] <= 1 and 0 <= metrics["f1"] <= 1
     assert {"plcc", "rmse", "acc_top1", "acc_top2", "acc_top3", "sa_sor"} <= set(metrics)
     assert metrics["weights"] == "UNISAL: random, seed 0; resnet18: random, seed 0"
+    assert metrics["protocol"] == "acb"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--synthsal-root", str(tiny), "--split", "test",
+                 "--json", str(result), "--no-progress"]) == 0  # default: the official protocol
+    metrics = json.loads(result.read_text())
+    assert metrics["protocol"] == "official" and "protocol: official" in capsys.readouterr().out
+    assert metrics["n_groups"] + metrics["n_images_short"] == 4
+    assert {"srcc", "plcc", "rmse", "f1", "acc_first", "acc_second", "acc_third"} <= set(metrics)
 
     image = next((tiny / "images" / "test").iterdir())
     ranked, overlay = tmp_path / "r.json", tmp_path / "r.png"

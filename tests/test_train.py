@@ -83,8 +83,105 @@ def test_sequence_targets_hand_case():
 
 def test_evaluation_values():
     assert gt_values([0.1, 0.9, 0.0, 0.5]).tolist() == [1, 3, 0, 2]
-    assert gt_values([0.0, 0.0]).tolist() == [1, 0]  # ties: lower index = more salient
+    assert gt_values([0.0, 0.0]).tolist() == [0, 0]  # eq. 5 ties kept: no fixation = 0
+    assert gt_values([0.2, 0.0, 0.7, 0.0, 0.0]).tolist() == [3, 0, 4, 0, 0]  # n - rank for rank > 0
     assert pred_values([2, 1, 4, 3]).tolist() == [2, 3, 0, 1]
+
+
+def _store(n_per_image, d_r=16, seed=0):
+    """A FeatureStore of random features, images of ``n_per_image`` proposals in a row (x = 10 i)."""
+    rng = np.random.default_rng(seed)
+    n = int(sum(n_per_image))
+    boxes = np.concatenate([np.array([[10 * i, 0, 10 * i + 8, 8] for i in range(m)], np.float32)
+                            for m in n_per_image])
+    arrays = {"local": rng.normal(size=(n, 192)).astype(np.float32),
+              "global": rng.normal(size=(n, 192)).astype(np.float32),
+              "appearance": rng.normal(size=(n, d_r)).astype(np.float32),
+              "centers": rng.random((n, 2), dtype=np.float32), "boxes": boxes,
+              "scores": np.ones(n, np.float32), "geometry": rng.random((n, 3), dtype=np.float32)}
+    offsets = np.concatenate([[0], np.cumsum(n_per_image)])
+    stems = [f"im{i}" for i in range(len(n_per_image))]
+    return FeatureStore(arrays, offsets, stems, [(100, 200)] * len(n_per_image))
+
+
+def test_sequence_dataset_targets_agree_across_sequences():
+    """The issue's n = 7 image: every pair of proposals keeps one order in all its sequences."""
+    scores = np.array([0.5, 0.0, 0.3, 0.4, 0.2, 0.0, 0.1])
+    data = SequenceDataset(_store([7]), [scores])
+    assert len(data) == 7
+    order: dict[tuple[int, int], bool] = {}
+    for seq, tgt in zip(data.sequences.tolist(), data.targets.tolist(), strict=True):
+        for a, ta in zip(seq, tgt, strict=True):
+            for b, tb in zip(seq, tgt, strict=True):
+                if a != b:
+                    assert order.setdefault((a, b), ta > tb) == (ta > tb), (a, b)
+    assert order[(5, 1)]  # the authors' rule: of the tied zeros the lower index is the less salient
+    assert order[(0, 3)] and order[(3, 2)]  # real scores keep their order
+
+
+def test_sequence_dataset_official_groups():
+    """groups="official": one sequence per image, its first 5 proposals (short images padded)."""
+    scores = [np.array([0.1, 0.0, 0.7, 0.0, 0.3, 0.9, 0.2]), np.array([0.4, 0.0, 0.6])]
+    data = SequenceDataset(_store([7, 3]), scores, groups="official")
+    assert data.sequences.tolist() == [[0, 1, 2, 3, 4], [7, 8, 9, -1, -1]]
+    # image 0, first 5 scores [0.1, 0, 0.7, 0, 0.3]: sorted((score, index)) -> 1, 3, 0, 4, 2
+    assert data.targets.tolist() == [[2, 0, 4, 1, 3], [3, 2, 4, IGNORE_INDEX, IGNORE_INDEX]]
+    with pytest.raises(ValueError, match="groups"):
+        SequenceDataset(_store([3]), [np.zeros(3)], groups="all")
+    assert train_config("fast", groups="official").groups == "official"
+    with pytest.raises(ValueError, match="groups"):
+        train_config("fast", groups="all")
+
+
+def test_evaluate_protocols_hand_case():
+    """Two images: 6 proposals (scores with ties) and 3 (too short for the official unit)."""
+    from salrank.fosrnet.evaluate import evaluate_ranks
+    from salrank.metrics import official_from_classes
+
+    store = _store([6, 3])
+    gt = [np.array([0.0, 0.6, 0.0, 0.2, 0.0, 0.9]), np.array([0.0, 0.0, 0.0])]
+    split = RankingSplit(store, gt, [np.zeros(6, np.int64), np.zeros(3, np.int64)])
+    pred = [np.array([3, 2, 6, 4, 5, 1]), np.array([1, 2, 3])]
+    off = evaluate_ranks(pred, split, protocol="official")
+    # image 0, first 5: predicted order by rank [3, 2, 6, 4, 5] -> classes [4, 3, 0, 2, 1];
+    # GT sorted((score, index)) of [0, .6, 0, .2, 0] -> classes [0, 4, 1, 3, 2]
+    assert off == {**official_from_classes([[3, 4, 0, 2, 1]], [[0, 4, 1, 3, 2]]), "n_images_short": 1}
+    assert off["protocol"] == "official" and off["n_groups"] == 1
+    acb = evaluate_ranks(pred, split, protocol="acb")
+    # image 1 has no fixation in any box: constant GT, excluded from SRCC and counted
+    assert acb["protocol"] == "acb" and acb["n_constant_gt"] == 1 and acb["n_used_correlation"] == 1
+    from salrank.fosrnet.evaluate import protocol_metrics
+
+    both = {**acb, "official": off}
+    assert protocol_metrics(both, "official") == off and protocol_metrics(both, "acb") == acb
+    with pytest.raises(KeyError, match="official"):
+        protocol_metrics(acb, "official")
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate_ranks(pred, split, protocol="paper")
+    with pytest.raises(ValueError, match="own NaN rule"):
+        evaluate_ranks(pred, split, nan_policy="exclude", protocol="official")
+
+
+def test_evaluate_model_official_equals_official_protocol():
+    from salrank.fosrnet.evaluate import official_logits
+    from salrank.metrics import official_protocol
+
+    torch.manual_seed(0)
+    model = build_ranker(FOSRNetConfig(appearance_dim=16, head_kwargs={"width": 32, "depth": 1, "num_heads": 2}))
+    model.train()  # evaluate_model switches to eval mode itself (and back)
+    gt = [np.random.default_rng(i).random(n) for i, n in enumerate([7, 5, 2, 6])]
+    split = RankingSplit(_store([7, 5, 2, 6]), gt, [np.zeros(len(g), np.int64) for g in gt])
+    out = evaluate_model(model, split, protocol="official")
+    logits, keep = official_logits(model, split)
+    assert keep.tolist() == [0, 1, 3] and logits.shape == (3, 5, 5)
+    assert model.training
+    with torch.no_grad():  # the same logits as one forward of the first 5 proposals of image 3
+        image = split.features.image(3)
+        direct = model.eval()({k: np.asarray(v)[None, :5] for k, v in image.items()})
+    np.testing.assert_allclose(logits[2], direct[0].numpy(), atol=1e-5)
+    expected = official_protocol(logits, np.stack([g[:5] for i, g in enumerate(gt) if i != 2]))
+    assert out == {**expected, "n_images_short": 1}
+    assert evaluate_model(model, split)["protocol"] == "acb"
 
 
 def test_train_config_and_seeds():

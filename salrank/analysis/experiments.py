@@ -437,7 +437,8 @@ def experiment_key(exp: Experiment, setup: ExperimentSetup, settings: Settings |
 class ExperimentResult:
     """What :func:`run_experiment` returns (and caches).
 
-    ``metrics``: test metrics (:func:`salrank.fosrnet.evaluate.evaluate_ranks`); ``history``: one dict per
+    ``metrics``: test metrics under the ``acb`` protocol (:func:`salrank.fosrnet.evaluate.evaluate_ranks`,
+    ``metrics["protocol"]``), with the ``official`` protocol's in ``metrics["official"]``; ``history``: one dict per
     epoch (train_loss, val_srcc, val_f1, lr, time_s); per test image, in ``stems`` order:
     ``boxes`` (n, 4) proposals ``[x1, y1, x2, y2]`` pixels, ``pred_ranks`` (n,) 1 = most salient,
     ``gt_ranks`` (n,) RA-SRGT ranks (0 = no fixation), ``gt_scores`` (n,); ``dataset``/``split``
@@ -663,9 +664,10 @@ def run_experiment(
     A complete cached result is returned without touching data or models; an interrupted run
     resumes from its last epoch. ``progress``: tqdm bars and the training log.
     """
-    from salrank.fosrnet.evaluate import evaluate_ranks
+    from salrank.fosrnet.evaluate import evaluate_model, evaluate_ranks
     from salrank.fosrnet.train import Trainer, load_checkpoint
     from salrank.io import atomic_write_json
+    from salrank.metrics.official import OFFICIAL_GROUP
 
     if not isinstance(exp, Experiment):
         raise TypeError(f"run_experiment: expected an Experiment, got {type(exp).__name__}")
@@ -713,7 +715,9 @@ def run_experiment(
         train_s = time.perf_counter() - t0
         model, _ = load_checkpoint(trainer.best_path, device=setup.device)
         pred = model.predict_ranks(test.images(), max_sequences=8192) if len(test) else []
-        metrics = evaluate_ranks(pred, test, setup.nan_policy)
+        metrics = evaluate_ranks(pred, test, setup.nan_policy, protocol="acb")  # records "protocol"
+        if model.config.k == OFFICIAL_GROUP:  # the authors' unit on the same test images
+            metrics["official"] = evaluate_model(model, test, protocol="official")
     history = summary.pop("history")
     summary = {
         "epochs": summary["epochs"],

@@ -64,7 +64,7 @@ def _sample_images(n: int) -> list[np.ndarray]:
 
 def _extractors(cfg: BenchConfig):
     """UNISAL and ResNet101 with random weights on the device (built once per suite run)."""
-    from salrank.fosrnet.features import load_backbone, load_psm
+    from salrank.models.backbones import load_backbone, load_psm
 
     dev = cfg.torch_device
     psm = cfg.model("unisal", lambda: load_psm(pretrained=False, device=dev, seed=cfg.seed))

@@ -2,8 +2,14 @@
 
 The features are rebuilt (or read from the cache) exactly as the checkpoint's training run made
 them: same backbone, mode, UNISAL input size, and the same seeded random weights when training
-used random feature extractors. Metrics (per-image means): SRCC, macro F1, PLCC, RMSE, top-1/2/3
-accuracy, and box-level SA-SOR against the reference boxes when the dataset has them.
+used random feature extractors. ``--protocol`` (printed with the metrics):
+
+* ``official`` (default, comparable with the paper): the authors' unit, each image's first 5
+  proposals as one group with 5 classes; SRCC, PLCC, RMSE, macro F1, acc_first/second/third,
+  NaN counted as 0 (:func:`salrank.metrics.official_protocol`);
+* ``acb``: salrank's extension over all proposals (ACB ranks, eq. 5 ties kept, constant-GT
+  images excluded and counted): SRCC, macro F1, PLCC, RMSE, top-1/2/3 accuracy, and box-level
+  SA-SOR against the reference boxes when the dataset has them.
 
 Example::
 
@@ -20,14 +26,17 @@ from salrank.commands.train import add_data_arguments, build_split, load_extract
 
 
 def register(subparsers) -> None:
+    from salrank.fosrnet.evaluate import PROTOCOLS
     from salrank.metrics.ranking import NAN_POLICIES
 
     p = subparsers.add_parser("eval", help="evaluate a FOSRNet checkpoint on a dataset split",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint from salrank train")
     p.add_argument("--split", default="test", help="split (default test)")
-    p.add_argument("--nan-policy", choices=NAN_POLICIES, default="exclude",
-                   help="images with constant GT: exclude (default) or count as 0 (official test.py)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="official",
+                   help="official (default): the authors' 5-proposal groups; acb: salrank's ACB over all proposals")
+    p.add_argument("--nan-policy", choices=NAN_POLICIES, default=None,
+                   help="acb only: images with constant GT excluded (default) or counted as 0")
     p.add_argument("--json", type=Path, default=None, help="write the metrics here (JSON)")
     add_data_arguments(p)
     p.set_defaults(func=run)
@@ -68,7 +77,10 @@ def run(args) -> int:
         if key in meta:
             setattr(args, key, meta[key])
     data = build_split(args, args.split, psm, cnn, settings, config=config)
-    metrics = evaluate_model(model, data, nan_policy=args.nan_policy)
+    if args.protocol == "official" and args.nan_policy not in (None, "zero"):
+        raise CommandError("--nan-policy applies to --protocol acb (the official protocol counts NaN as 0)")
+    metrics = evaluate_model(model, data, nan_policy=args.nan_policy, protocol=args.protocol)
+    print(f"protocol: {args.protocol}")
     metrics.update(checkpoint=str(args.checkpoint), dataset=args.dataset, split=args.split, detector=args.detector,
                    weights=WeightsIdentity(psm.weights, cnn.weights).label, backbone=cnn.name)
     print(json.dumps(metrics, indent=1))

@@ -1,25 +1,29 @@
 """Ranking heads over the k proposals of one sequence, selectable by name.
 
 Every head maps ``x`` (B, k, in_dim) per-proposal features and an optional key-padding
-``mask`` (B, k) bool (True = dummy slot) to (B, k, num_classes) class logits, or to (B, k)
+``mask``      (B, k) bool (True = dummy slot) to (B, k, num_classes) class logits, or to (B, k)
 scores for the regression head (``head.output_kind`` says which). Dummy slots never influence
 the outputs of valid slots (their own outputs are meaningless and must be discarded).
 
-==========  ==============================================================================
-name        what
-==========  ==============================================================================
-``vit``     the paper's head: Linear(in -> 384) + ReLU + Dropout, 4 pre-norm transformer
-            encoder blocks (width 384, 8 heads, MLP ratio 4, GELU) + LayerNorm, then
-            Dropout(0.5) + Linear(384 -> num_classes) per token. No token position embedding
-            (as in the official code): the encoder is permutation-equivariant over proposals.
-``fc``      two FC layers per proposal, no interaction (Table II rows 1-5, "without TEB").
-``gcn``     a small relational GCN over the k proposals (Table III-C): see :class:`GCNHead`.
-``reg``     the ``vit`` trunk with one score per proposal ("Ours (Reg.)"); higher = more salient.
-==========  ==============================================================================
+============  ==============================================================================
+name          what
+============  ==============================================================================
+``vit``       the paper's head: Linear(in -> 384) + ReLU + Dropout, 4 pre-norm transformer
+              encoder blocks (width 384, 8 heads, MLP ratio 4, GELU) + LayerNorm, then
+              Dropout(0.5) + Linear(384 -> num_classes) per token. No token position embedding
+              (as in the official code): the encoder is permutation-equivariant over proposals.
+``fc``        two FC layers per proposal, no interaction (Table II rows 1-5, "without TEB").
+``gcn``       a small relational GCN over the k proposals (Table III-C): see :class:`GCNHead`.
+``reg``       the ``vit`` trunk with one score per proposal ("Ours (Reg.)"); higher = more salient.
+``official``  the released network (the authors' ``VisionTransformer``): ReLU + Dropout + Linear
+              (in -> 384) on the raw features, 12 pre-norm blocks (LayerNorm eps 1e-6, no inner
+              dropout), Dropout(0.5) + Linear(384 -> num_classes); loads their checkpoints
+              (:meth:`OfficialHead.load_official_state_dict`).
+============  ==============================================================================
 
 >>> head = create_head("fc", in_dim=8)
 >>> sorted(list_heads())
-['fc', 'gcn', 'reg', 'vit']
+['fc', 'gcn', 'official', 'reg', 'vit']
 """
 
 from __future__ import annotations
@@ -74,8 +78,15 @@ def _attention_mask(mask: Tensor) -> Tensor:
     return mask & ~mask.all(dim=1, keepdim=True)
 
 
+EMBED_ORDERS = ("linear-first", "relu-first")
+"""Input embedding of :class:`TransformerTrunk`: Linear + ReLU + Dropout, or the released
+network's ReLU + Dropout + Linear (applied to the raw concatenated features)."""
+
+
 class TransformerTrunk(nn.Module):
-    """Linear(in -> width) + ReLU + Dropout, then ``depth`` pre-norm encoder blocks + LayerNorm."""
+    """Input embedding to ``width`` (``embed_order``: Linear + ReLU + Dropout, or ReLU + Dropout +
+    Linear), then ``depth`` pre-norm encoder blocks (qkv bias, GELU MLP) + LayerNorm; every
+    LayerNorm uses ``norm_eps``."""
 
     def __init__(
         self,
@@ -86,21 +97,29 @@ class TransformerTrunk(nn.Module):
         mlp_ratio: float = 4.0,
         embed_dropout: float = 0.1,
         dropout: float = 0.1,
+        embed_order: str = "linear-first",
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
+        if embed_order not in EMBED_ORDERS:
+            raise ValueError(f"embed_order: unknown {embed_order!r}; expected one of {EMBED_ORDERS}")
         self.in_dim = in_dim
-        self.embed = nn.Sequential(nn.Linear(in_dim, width), nn.ReLU(inplace=True), nn.Dropout(embed_dropout))
+        if embed_order == "linear-first":
+            self.embed = nn.Sequential(nn.Linear(in_dim, width), nn.ReLU(inplace=True), nn.Dropout(embed_dropout))
+        else:
+            self.embed = nn.Sequential(nn.ReLU(), nn.Dropout(embed_dropout), nn.Linear(in_dim, width))
         layer = nn.TransformerEncoderLayer(
             width,
             num_heads,
             dim_feedforward=int(width * mlp_ratio),
             dropout=dropout,
             activation="gelu",
+            layer_norm_eps=norm_eps,
             batch_first=True,
             norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
+        self.norm = nn.LayerNorm(width, eps=norm_eps)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         mask = _check_input(x, mask, self.in_dim)
@@ -127,14 +146,81 @@ class ViTHead(nn.Module):
         embed_dropout: float = 0.1,
         dropout: float = 0.1,
         head_dropout: float = 0.5,
+        embed_order: str = "linear-first",
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         self.k, self.num_classes = k, num_classes
-        self.trunk = TransformerTrunk(in_dim, width, depth, num_heads, mlp_ratio, embed_dropout, dropout)
+        self.trunk = TransformerTrunk(in_dim, width, depth, num_heads, mlp_ratio, embed_dropout, dropout,
+                                      embed_order, norm_eps)
         self.classifier = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.classifier(self.trunk(x, mask))
+
+
+def official_key_map(depth: int = 12) -> dict[str, str | None]:
+    """Parameter names of the authors' released ``VisionTransformer`` -> names in
+    :class:`OfficialHead` (``None``: parameters their class creates but never uses in its forward:
+    patch embedding, class token, position embedding, the 1000-way ``head``)."""
+    out: dict[str, str | None] = {name: None for name in (
+        "cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "head.weight", "head.bias")}
+    for i in range(depth):
+        src, dst = f"blocks.{i}.", f"trunk.encoder.layers.{i}."
+        for a, b in (("norm1", "norm1"), ("norm2", "norm2"), ("attn.proj", "self_attn.out_proj"),
+                     ("mlp.fc1", "linear1"), ("mlp.fc2", "linear2")):
+            out[f"{src}{a}.weight"] = f"{dst}{b}.weight"
+            out[f"{src}{a}.bias"] = f"{dst}{b}.bias"
+        out[f"{src}attn.qkv.weight"] = f"{dst}self_attn.in_proj_weight"
+        out[f"{src}attn.qkv.bias"] = f"{dst}self_attn.in_proj_bias"
+    out.update({"norm.weight": "trunk.norm.weight", "norm.bias": "trunk.norm.bias",
+                "linear.2.weight": "trunk.embed.2.weight", "linear.2.bias": "trunk.embed.2.bias",
+                "classifier.1.weight": "classifier.1.weight", "classifier.1.bias": "classifier.1.bias"})
+    return out
+
+
+@register_head("official")
+class OfficialHead(ViTHead):
+    """The released network's head (the authors' ``VisionTransformer``): ReLU + Dropout(0.5) +
+    Linear(in -> 384) on the raw features, 12 pre-norm blocks (8 heads, qkv bias, MLP ratio 4,
+    GELU, LayerNorm eps 1e-6, no dropout inside), LayerNorm, Dropout(0.5) + Linear(384 -> C).
+    No position embedding. :meth:`load_official_state_dict` reads their checkpoints."""
+
+    def __init__(self, in_dim: int, k: int = 5, num_classes: int = 5, width: int = 384, depth: int = 12,
+                 num_heads: int = 8, mlp_ratio: float = 4.0, embed_dropout: float = 0.5,
+                 dropout: float = 0.0, head_dropout: float = 0.5):
+        super().__init__(in_dim, k, num_classes, width, depth, num_heads, mlp_ratio, embed_dropout, dropout,
+                         head_dropout, embed_order="relu-first", norm_eps=1e-6)
+        self.depth = depth
+
+    def load_official_state_dict(self, state_dict) -> None:
+        """Load a state dict saved from the authors' ``VisionTransformer`` (same depth and widths).
+
+        Every key of :func:`official_key_map` must be present and no other; the used tensors must
+        match this head's shapes. Raises ``KeyError`` naming a missing or unexpected key and
+        ``ValueError`` naming a key of the wrong shape.
+        """
+        key_map = official_key_map(self.depth)
+        given = {k.removeprefix("module."): v for k, v in state_dict.items()}  # DataParallel checkpoints
+        missing = [k for k in key_map if k not in given]
+        if missing:
+            raise KeyError(f"official state dict: missing key {missing[0]!r}"
+                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        unexpected = [k for k in given if k not in key_map]
+        if unexpected:
+            raise KeyError(f"official state dict: unexpected key {unexpected[0]!r}"
+                           + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+        own = self.state_dict()
+        mapped = {}
+        for src, dst in key_map.items():
+            if dst is None:
+                continue
+            value = torch.as_tensor(given[src])
+            if tuple(value.shape) != tuple(own[dst].shape):
+                raise ValueError(f"official state dict: key {src!r} has shape {tuple(value.shape)}, "
+                                 f"expected {tuple(own[dst].shape)}")
+            mapped[dst] = value
+        self.load_state_dict(mapped, strict=True)
 
 
 @register_head("reg")

@@ -24,16 +24,25 @@ IGNORE_INDEX = -100
 
 
 def sequence_class_targets(gt_scores, mask=None, dummies_least_salient: bool = True,
-                           ignore_index: int = IGNORE_INDEX) -> Tensor:
+                           ignore_index: int = IGNORE_INDEX, tie_key=None, ties: str = "rank") -> Tensor:
     """Class targets of sequences from GT saliency scores.
 
     ``gt_scores`` (B, k) (higher = more salient, e.g. RA-SRGT scores; any real values), ``mask``
-    (B, k) bool True = dummy. Valid proposals get their position in ascending score order (ties:
-    the lower slot index counts as more salient, as for GT ranks). With m valid proposals,
-    ``dummies_least_salient=True`` (default) gives them classes k-m .. k-1 (dummy nodes are
-    empty objects, below every real one, whose classes 0..k-m-1 are not trained: ignore_index);
-    ``False`` gives 0 .. m-1. Returns (B, k) int64 tensor.
+    (B, k) bool True = dummy. Valid proposals get their position in ascending score order.
+    Equal scores are ordered by ``tie_key`` (B, k) integers, e.g. each slot's proposal index in
+    its image (default: the slot index). Pass the image-wide index so that a pair of tied
+    proposals gets the same order in every sequence it appears in (ACB sequences wrap around and
+    reverse slot order). ``ties`` (:data:`salrank.gt.ranking.TIE_RULES`): ``"rank"`` = the lower
+    key is the more salient (as for GT ranks), ``"official"`` = the lower key is the less salient
+    (the authors' labels, ``sorted((score, index))``).
+    With m valid proposals, ``dummies_least_salient=True`` (default) gives them classes
+    k-m .. k-1 (dummy nodes are empty objects, below every real one, whose classes 0..k-m-1 are
+    not trained: ignore_index); ``False`` gives 0 .. m-1. Returns (B, k) int64 tensor.
     """
+    from salrank.gt.ranking import TIE_RULES
+
+    if ties not in TIE_RULES:
+        raise ValueError(f"ties: unknown {ties!r}; expected one of {TIE_RULES}")
     s = torch.as_tensor(np.asarray(gt_scores) if not isinstance(gt_scores, Tensor) else gt_scores)
     s = s.to(torch.float64)
     if s.ndim != 2:
@@ -42,12 +51,21 @@ def sequence_class_targets(gt_scores, mask=None, dummies_least_salient: bool = T
     m = torch.zeros(b, k, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool).cpu()
     if m.shape != s.shape:
         raise ValueError(f"mask: expected {tuple(s.shape)}, got {tuple(m.shape)}")
+    if tie_key is None:
+        key = torch.arange(k).expand(b, k)
+    else:
+        key = torch.as_tensor(np.asarray(tie_key) if not isinstance(tie_key, Tensor) else tie_key).cpu()
+        if key.shape != s.shape:
+            raise ValueError(f"tie_key: expected {tuple(s.shape)}, got {tuple(key.shape)}")
+        key = key.to(torch.int64)
     s = s.cpu()
     if not torch.isfinite(s[~m]).all():
         raise ValueError("gt_scores: valid entries contain NaN or inf")
-    # Descending saliency order with ties by slot index: stable sort of -score, dummies last.
-    key = torch.where(m, torch.full_like(s, float("inf")), -s)
-    order = torch.sort(key, dim=1, stable=True).indices
+    # Descending saliency order, dummies last: sort by tie key first (stable), then by -score.
+    key = key if ties == "rank" else -key
+    by_key = torch.sort(key, dim=1, stable=True).indices
+    primary = torch.where(m, torch.full_like(s, float("inf")), -s).gather(1, by_key)
+    order = by_key.gather(1, torch.sort(primary, dim=1, stable=True).indices)
     pos = torch.empty_like(order)
     pos.scatter_(1, order, torch.arange(k).expand(b, k).contiguous())
     n_valid = (~m).sum(dim=1, keepdim=True)

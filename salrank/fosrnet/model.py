@@ -9,6 +9,8 @@ key            shape         meaning
 ``global``     (..., 192)    same on the box enlarged 1.5x about its centre
 ``appearance`` (..., D_r)    PSE appearance feature (2048 for ResNet101, 512 for ResNet18)
 ``centers``    (..., 2)      box centre ``(x, y)`` divided by the image ``(width, height)``
+``geometry``   (..., 3)      ``pe_input="corners"`` only: ``sqrt(area / image area)``, box width /
+                             image width, box height / image height
 ``boxes``      (n, 4)        optional, ``predict_ranks`` only: ``[x1, y1, x2, y2]`` pixels,
                              the ACB geometry (without it the normalised centres are used)
 ``mask``       (B, k)        bool, True = dummy slot (forward only; optional)
@@ -16,8 +18,12 @@ key            shape         meaning
 
 The embedding F_p = concat(local, global, PE(centers), appearance) (576 + D_r dims with every
 part on), where PE is a learnable 1x1 convolution on the centre coordinates, implemented as
-the equivalent ``nn.Linear(2 -> 192)``. Switches drop parts for the Table II ablation:
-``use_pse`` (appearance), ``use_local``, ``use_global``, ``use_pe``, ``use_transformer``
+the equivalent ``nn.Linear(2 -> 192)``. With ``pe_input="corners"`` it sees the normalised
+top-left and bottom-right corners ``(x1, y1, x2, y2)`` instead (``nn.Linear(4 -> 192)``; the
+paper's Sec. III-C2 prints ``pos`` as 192x2x2; the project's reading is a 1x1 convolution over
+the two corners' coordinates, giving 192 channels like the centre variant).
+:meth:`FOSRNetConfig.official` is the released network instead (see :mod:`salrank.fosrnet.heads`).
+Switches drop parts for the Table II ablation: ``use_pse`` (appearance), ``use_local``, ``use_global``, ``use_pe``, ``use_transformer``
 (False -> the ``fc`` head), ``use_hungarian`` (False -> per-proposal argmax at inference).
 
 Two salrank additions, both off in the paper's model (the defaults):
@@ -53,6 +59,10 @@ from salrank.paper import TABLE2_ROWS
 #: The features standardised when ``FOSRNetConfig.normalize`` is on.
 NORMALIZED_KEYS = ("local", "global", "appearance")
 
+#: What the position embedding sees: the normalised box centre ``(x, y)`` (2 numbers), or the
+#: normalised top-left and bottom-right corners ``(x1, y1, x2, y2)`` (Sec. III-C2's ``pos``).
+PE_INPUTS = ("center", "corners")
+
 
 @dataclass(frozen=True)
 class FOSRNetConfig:
@@ -66,6 +76,7 @@ class FOSRNetConfig:
     num_classes: int = 5
     head: str = "vit"
     head_kwargs: dict = field(default_factory=dict)
+    pe_input: str = "center"
     use_pse: bool = True
     use_local: bool = True
     use_global: bool = True
@@ -79,6 +90,8 @@ class FOSRNetConfig:
     geometry_dim: int = 64
 
     def __post_init__(self):
+        if self.pe_input not in PE_INPUTS:
+            raise ValueError(f"FOSRNetConfig.pe_input: unknown {self.pe_input!r}; expected one of {PE_INPUTS}")
         if self.cost not in COSTS:
             raise ValueError(f"FOSRNetConfig.cost: unknown {self.cost!r}; expected one of {COSTS}")
         if self.use_geometry and self.geometry_dim < 1:
@@ -101,8 +114,20 @@ class FOSRNetConfig:
     @property
     def required_keys(self) -> tuple[str, ...]:
         keys = [("local", self.use_local), ("global", self.use_global), ("centers", self.use_pe),
-                ("appearance", self.use_pse), ("geometry", self.use_geometry)]
+                ("appearance", self.use_pse), ("geometry", self.use_geometry or (self.use_pe and self.pe_input == "corners"))]
         return tuple(name for name, on in keys if on)
+
+    @classmethod
+    def official(cls, **kw) -> FOSRNetConfig:
+        """The released network: the ``official`` head (12 blocks, see
+        :mod:`salrank.fosrnet.heads`) on concat(local 192, global 192, appearance 2048), no
+        position embedding, ECS cost ``exp(-logits)``, 5 proposals per sequence, 5 classes, no
+        feature standardisation. Loads the authors' checkpoints with
+        :meth:`FOSRNet.load_official_state_dict`."""
+        base = dict(unisal_dim=192, appearance_dim=2048, k=5, num_classes=5, head="official",
+                    use_pse=True, use_local=True, use_global=True, use_pe=False, use_transformer=True,
+                    use_hungarian=True, cost="exp-neg-logit")
+        return cls(**{**base, **kw})
 
     @classmethod
     def table2(cls, row: int, **kw) -> FOSRNetConfig:
@@ -120,7 +145,7 @@ class FOSRNet(nn.Module):
         super().__init__()
         self.config = config or FOSRNetConfig()
         c = self.config
-        self.pe = nn.Linear(2, c.pe_dim) if c.use_pe else None
+        self.pe = nn.Linear(2 if c.pe_input == "center" else 4, c.pe_dim) if c.use_pe else None
         self.geometry = nn.Linear(GEOMETRY_DIM, c.geometry_dim) if c.use_geometry else None
         if c.normalize:
             dims = {"local": c.unisal_dim, "global": c.unisal_dim, "appearance": c.appearance_dim}
@@ -176,7 +201,11 @@ class FOSRNet(nn.Module):
         if c.use_global:
             parts.append(self._feature(features, "global", c.unisal_dim, where))
         if c.use_pe:
-            parts.append(self.pe(self._get(features, "centers", 2, where)))
+            centers = self._get(features, "centers", 2, where)
+            if c.pe_input == "corners":
+                half = self._get(features, "geometry", None, where)[..., 1:3] / 2.0  # (w/W, h/H) / 2
+                centers = torch.cat([centers - half, centers + half], dim=-1)
+            parts.append(self.pe(centers))
         if c.use_pse:
             parts.append(self._feature(features, "appearance", c.appearance_dim, where))
         if c.use_geometry:
@@ -199,6 +228,20 @@ class FOSRNet(nn.Module):
         if mask is not None:
             mask = torch.as_tensor(mask, dtype=torch.bool, device=x.device)
         return self.head(x, mask)
+
+    def load_official_state_dict(self, state_dict) -> FOSRNet:
+        """Load a state dict saved from the authors' ``VisionTransformer`` (see
+        :meth:`salrank.fosrnet.heads.OfficialHead.load_official_state_dict`); needs a model built
+        from :meth:`FOSRNetConfig.official` (or the ``official`` head on the same 2432-d input).
+        Returns ``self``."""
+        if not hasattr(self.head, "load_official_state_dict"):
+            raise TypeError(f"load_official_state_dict: needs the 'official' head, this model has "
+                            f"{self.config.head_name!r} (use FOSRNetConfig.official())")
+        if self.pe is not None:
+            raise TypeError("load_official_state_dict: the released network has no position embedding "
+                            "(use FOSRNetConfig.official(), use_pe=False)")
+        self.head.load_official_state_dict(state_dict)
+        return self
 
     def _image_geometry(self, features: Mapping, i: int, n: int) -> np.ndarray:
         for key in ("boxes", "centers"):
@@ -256,4 +299,4 @@ def create_fosrnet(config: FOSRNetConfig | None = None, **kw) -> FOSRNet:
     return FOSRNet(config)
 
 
-__all__ = ["NORMALIZED_KEYS", "FOSRNet", "FOSRNetConfig", "create_fosrnet"]
+__all__ = ["NORMALIZED_KEYS", "PE_INPUTS", "FOSRNet", "FOSRNetConfig", "create_fosrnet"]

@@ -47,6 +47,7 @@ from salrank.fosrnet.model import FOSRNet, FOSRNetConfig
 from salrank.io import atomic_output, atomic_write_text
 
 __all__ = [
+    "GROUPINGS",
     "PRESETS",
     "SequenceDataset",
     "TrainConfig",
@@ -58,11 +59,16 @@ __all__ = [
 
 TOKEN_KEYS = ("local", "global", "appearance", "centers", "geometry")
 
+GROUPINGS = ("acb", "official")
+"""Training sequences: every ACB sequence of every image, or each image's first k proposals."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (see :data:`PRESETS`). ``batch_size`` = sequences per step;
-    ``patience`` = epochs without a better val SRCC before stopping (``None``: never)."""
+    ``patience`` = epochs without a better val SRCC before stopping (``None``: never);
+    ``groups`` = the training sequences (:data:`GROUPINGS`: ``"acb"`` every ACB sequence,
+    ``"official"`` the authors' fixed group of each image's first k proposals)."""
 
     preset: str = "fast"
     epochs: int = 30
@@ -79,8 +85,11 @@ class TrainConfig:
     patience: int | None = 10
     seed: int = 0
     deterministic: bool = True
+    groups: str = "acb"
 
     def __post_init__(self):
+        if self.groups not in GROUPINGS:
+            raise ValueError(f"TrainConfig.groups: unknown {self.groups!r}; expected one of {GROUPINGS}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"TrainConfig.optimizer: 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine", "constant"):
@@ -113,31 +122,50 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def _first_k_groups(offsets, k: int) -> np.ndarray:
+    """(I, k) global indices of each image's first ``k`` proposals, -1 padding for short images."""
+    counts = np.diff(np.asarray(offsets, np.int64))
+    slots = np.arange(k)[None, :]
+    return np.where(slots < counts[:, None], np.asarray(offsets[:-1], np.int64)[:, None] + slots, -1)
+
+
 class SequenceDataset:
-    """All ACB sequences of a split with their targets, over in-memory token tensors.
+    """All training sequences of a split with their targets, over in-memory token tensors.
 
     ``tokens``: field -> (N, ...) float32 tensors over the concatenated proposals; ``sequences``
     (S, k) int64 global indices (-1 = dummy); ``targets`` (S, k) int64 classes (``IGNORE_INDEX``
-    for dummies).
+    for dummies). ``groups`` (:data:`GROUPINGS`): ``"acb"`` = every ACB sequence of every image;
+    ``"official"`` = the authors' training unit, each image's first k proposals as one sequence.
+    Equal GT scores are ordered by the proposal's index in its image under ``ties``
+    (:func:`salrank.fosrnet.losses.sequence_class_targets`; default the authors' rule), so a
+    pair of tied proposals has the same order in every sequence it appears in.
     """
 
-    def __init__(self, features, gt_scores, k: int = 5, device=None):
+    def __init__(self, features, gt_scores, k: int = 5, device=None, groups: str = "acb",
+                 ties: str = "official"):
+        if groups not in GROUPINGS:
+            raise ValueError(f"groups: unknown {groups!r}; expected one of {GROUPINGS}")
         self.k = k
         arrays = features.arrays
         self.tokens = {key: torch.tensor(np.asarray(arrays[key], np.float32), device=device)
                        for key in TOKEN_KEYS if key in arrays}
-        boxes = [np.asarray(features.arrays["boxes"][s:e], np.float64)
-                 for s, e in zip(features.offsets[:-1], features.offsets[1:], strict=True)]
-        batch = circulative_sequences_batched(boxes, k)
-        self.sequences = torch.as_tensor(batch.sequences)
+        if groups == "acb":
+            boxes = [np.asarray(features.arrays["boxes"][s:e], np.float64)
+                     for s, e in zip(features.offsets[:-1], features.offsets[1:], strict=True)]
+            sequences = circulative_sequences_batched(boxes, k).sequences
+        else:
+            sequences = _first_k_groups(features.offsets, k)
+        self.sequences = torch.as_tensor(sequences)
+        n_proposals = int(features.offsets[-1]) if len(features.offsets) else 0
         flat = np.concatenate([np.asarray(s, np.float64) for s in gt_scores]) if len(gt_scores) else np.zeros(0)
-        if len(flat) != batch.n_proposals:
-            raise ValueError(f"{len(flat)} GT scores for {batch.n_proposals} proposals")
-        mask = batch.sequences < 0
-        seq_scores = np.where(mask, 0.0, flat[np.maximum(batch.sequences, 0)]) if len(flat) else \
-            np.zeros(batch.sequences.shape)
-        self.targets = sequence_class_targets(seq_scores, mask) if len(mask) else \
-            torch.zeros((0, k), dtype=torch.long)
+        if len(flat) != n_proposals:
+            raise ValueError(f"{len(flat)} GT scores for {n_proposals} proposals")
+        mask = sequences < 0
+        seq_scores = np.where(mask, 0.0, flat[np.maximum(sequences, 0)]) if len(flat) else \
+            np.zeros(sequences.shape)
+        # global indices grow with the index within an image: one tie order per image
+        self.targets = sequence_class_targets(seq_scores, mask, tie_key=np.maximum(sequences, 0), ties=ties) \
+            if len(mask) else torch.zeros((0, k), dtype=torch.long)
         self.device = device
 
     def __len__(self) -> int:
@@ -237,7 +265,8 @@ class Trainer:
         self.progress = progress
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.log = log or (lambda *_: None)
-        self.data = SequenceDataset(train.features, train.gt_scores, model_config.k, self.device)
+        self.data = SequenceDataset(train.features, train.gt_scores, model_config.k, self.device,
+                                    groups=config.groups)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = FOSRNet(model_config)

@@ -2,6 +2,12 @@
 
 Ranks: among the boxes of one image with a positive score, rank 1 = highest score; ties are
 broken by the lower box index; boxes with score ``<= 0`` get rank 0 ("not salient").
+
+Class labels (:func:`class_labels`) order equal scores by one of two rules (``ties=``):
+
+* ``"official"``: the authors' labelling script sorts ``(score, index)`` pairs ascending, so
+  of two equal scores the *lower* index is the *less* salient (it gets the lower class);
+* ``"rank"``: the lower index is the *more* salient, as for the ranks of eq. 5.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ __all__ = [
     "grouped_positions",
     "grouped_ranks_from_scores",
     "class_labels",
+    "TIE_RULES",
 ]
+
+TIE_RULES = ("official", "rank")
+"""Tie orders of :func:`class_labels`: the authors' ``sorted((score, index))`` or eq. 5's."""
 
 GROUP_SIZE = 5
 """Proposals per sequence in FOSRNet and the official code (5 rank classes)."""
@@ -74,21 +84,36 @@ def ranks_from_scores(scores) -> np.ndarray:
     return grouped_ranks_from_scores(scores, np.zeros(len(scores), dtype=np.int64))
 
 
-def class_labels(scores, group_size: int | None = GROUP_SIZE) -> np.ndarray:
+def class_labels(scores, group_size: int | None = GROUP_SIZE, ties: str = "rank") -> np.ndarray:
     """Official-code class labels of one group of proposals: the position in ascending order of
     saliency, ``0`` = least salient ... ``group_size - 1`` = most salient.
 
-    Ties are ordered as in :func:`ranks_from_scores` (the lower index is the more salient), so
-    labels and ranks never disagree. A group shorter than ``group_size`` is treated as padded
-    with dummy proposals that are less salient than every real one (FOSRNet pads short
-    sequences with dummy nodes), so its most salient proposal still gets ``group_size - 1``;
-    pass ``group_size=None`` to label a group of n proposals ``0..n-1`` instead.
-    Returns int64 labels ``(n,)``.
+    ``ties`` (:data:`TIE_RULES`): ``"rank"`` (default) orders equal scores as
+    :func:`ranks_from_scores` does (the lower index is the more salient), so labels and ranks
+    never disagree; ``"official"`` is the authors' rule, ``sorted((score, index))`` ascending (the
+    lower index is the *less* salient), used by :func:`salrank.metrics.official_protocol`.
+    Either way the labels of a full group are a permutation of ``0..group_size-1``.
+    A group shorter than ``group_size`` is treated as padded with dummy proposals that are less
+    salient than every real one (FOSRNet pads short sequences with dummy nodes), so its most
+    salient proposal still gets ``group_size - 1``; pass ``group_size=None`` to label a group of
+    n proposals ``0..n-1`` instead. Returns int64 labels ``(n,)``.
+
+    >>> class_labels([0.5, 0.0, 0.0, 0.2, 0.0], ties="official").tolist()
+    [4, 0, 1, 3, 2]
+    >>> class_labels([0.5, 0.0, 0.0, 0.2, 0.0], ties="rank").tolist()
+    [4, 2, 1, 3, 0]
     """
+    if ties not in TIE_RULES:
+        raise ValueError(f"ties: unknown {ties!r}; expected one of {TIE_RULES}")
     scores = _as_scores(scores)
     n = len(scores)
     size = n if group_size is None else int(group_size)
     if n > size:
         raise ValueError(f"a group has at most group_size={size} proposals, got {n}")
+    if ties == "official":
+        ascending = np.lexsort((np.arange(n), scores))  # sorted((score, index))
+        positions = np.empty(n, dtype=np.int64)
+        positions[ascending] = np.arange(n)
+        return (positions + (size - n)).astype(np.int64)
     positions = grouped_positions(scores, np.zeros(n, dtype=np.int64))
     return (size - 1 - positions).astype(np.int64)

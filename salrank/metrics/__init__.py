@@ -2,6 +2,8 @@
 
 * :mod:`~salrank.metrics.ranking`: the paper's per-image protocol over the proposals of an image
   (SRCC, macro F1, PLCC, RMSE, top-k accuracy, the NaN policy);
+* :mod:`~salrank.metrics.official`: the authors' protocol (``official``): each image's group of
+  its first 5 proposals, 5 classes, :func:`official_protocol`;
 * :mod:`~salrank.metrics.peers`: the instance-mask metrics of the peer papers (SOR, MAE, rank
   maps) and a box-level SA-SOR.
 
@@ -9,6 +11,14 @@ Values compared are *saliency values* (higher = more salient); convert ranks (1 
 0 = not salient) with :func:`ranks_to_scores`.
 """
 
+from salrank.metrics.official import (
+    OFFICIAL_GROUP,
+    official_from_classes,
+    official_group_metrics,
+    official_gt_classes,
+    official_pred_classes,
+    official_protocol,
+)
 from salrank.metrics.peers import (
     ASSR_LEVELS,
     PAINTINGS,
@@ -39,6 +49,7 @@ from salrank.metrics.ranking import (
 __all__ = [
     "ASSR_LEVELS",
     "NAN_POLICIES",
+    "OFFICIAL_GROUP",
     "PAINTINGS",
     "SOR_VARIANTS",
     "evaluate",
@@ -56,6 +67,11 @@ __all__ = [
     "mean_sa_sor",
     "mean_sor",
     "object_values",
+    "official_from_classes",
+    "official_group_metrics",
+    "official_gt_classes",
+    "official_pred_classes",
+    "official_protocol",
     "paint_rank_map",
     "per_image_metrics",
     "ranks_to_scores",
