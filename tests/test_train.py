@@ -14,7 +14,7 @@ from salrank.fosrnet.data import RankingSplit, prepare_split
 from salrank.fosrnet.evaluate import evaluate_model, gt_values, pred_values
 from salrank.fosrnet.features import FeatureConfig, FeatureStore
 from salrank.fosrnet.losses import IGNORE_INDEX
-from salrank.fosrnet.model import FOSRNet, FOSRNetConfig
+from salrank.fosrnet.model import FOSRNet, FOSRNetConfig, create_fosrnet
 from salrank.fosrnet.train import (
     SequenceDataset,
     Trainer,
@@ -167,7 +167,7 @@ def test_evaluate_model_official_equals_official_protocol():
     from salrank.metrics import official_protocol
 
     torch.manual_seed(0)
-    model = build_ranker(FOSRNetConfig(appearance_dim=16, head_kwargs={"width": 32, "depth": 1, "num_heads": 2}))
+    model = create_fosrnet(FOSRNetConfig(appearance_dim=16, head_kwargs={"width": 32, "depth": 1, "num_heads": 2}))
     model.train()  # evaluate_model switches to eval mode itself (and back)
     gt = [np.random.default_rng(i).random(n) for i, n in enumerate([7, 5, 2, 6])]
     split = RankingSplit(_store([7, 5, 2, 6]), gt, [np.zeros(len(g), np.int64) for g in gt])

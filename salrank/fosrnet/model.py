@@ -114,7 +114,8 @@ class FOSRNetConfig:
     @property
     def required_keys(self) -> tuple[str, ...]:
         keys = [("local", self.use_local), ("global", self.use_global), ("centers", self.use_pe),
-                ("appearance", self.use_pse), ("geometry", self.use_geometry or (self.use_pe and self.pe_input == "corners"))]
+                ("geometry", self.use_geometry or (self.use_pe and self.pe_input == "corners")),
+                ("appearance", self.use_pse)]
         return tuple(name for name, on in keys if on)
 
     @classmethod
