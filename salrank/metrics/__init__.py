@@ -2,8 +2,8 @@
 
 * :mod:`~salrank.metrics.ranking`: the paper's per-image protocol over the proposals of an image
   (SRCC, macro F1, PLCC, RMSE, top-k accuracy, the NaN policy);
-* :mod:`~salrank.metrics.peers`: the instance-mask metrics of the peer papers (SOR, MAE, rank
-  maps) and a box-level SA-SOR.
+* :mod:`~salrank.metrics.peers`: the metrics of the peer papers (rank maps, SOR, MAE, SA-SOR on
+  masks or boxes), each variant named after the code it reproduces (ASSR, IRSR, SeqRank).
 
 Values compared are *saliency values* (higher = more salient); convert ranks (1 = most salient,
 0 = not salient) with :func:`ranks_to_scores`.
@@ -12,11 +12,15 @@ Values compared are *saliency values* (higher = more salient); convert ranks (1 
 from salrank.metrics.peers import (
     ASSR_LEVELS,
     PAINTINGS,
+    SA_SOR_VARIANTS,
     SOR_VARIANTS,
     image_mae,
+    image_sa_sor,
     image_sor,
     load_rank_map,
+    match_boxes,
     mean_mae,
+    mean_sa_sor,
     mean_sor,
     object_values,
     paint_rank_map,
@@ -27,11 +31,8 @@ from salrank.metrics.ranking import (
     image_f1,
     image_plcc,
     image_rmse,
-    image_sa_sor,
     image_srcc,
     image_topk_accuracy,
-    match_boxes,
-    mean_sa_sor,
     per_image_metrics,
     ranks_to_scores,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ASSR_LEVELS",
     "NAN_POLICIES",
     "PAINTINGS",
+    "SA_SOR_VARIANTS",
     "SOR_VARIANTS",
     "evaluate",
     "image_f1",
