@@ -258,8 +258,8 @@ def gamma_table(results: pd.DataFrame, head: str = "vit") -> pd.DataFrame:
 
 def reg_vs_cls_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per gamma: our Cls. and Reg. SRCC/F1, the gain Cls. - Reg. (absolute, and relative in % of
-    Reg.), and the paper's Cls. numbers (Table III-C-b). A last row ``mean (ours)`` averages our
-    columns over the gammas; its paper columns stay empty: the paper prints no such mean and no
+    Reg.), and the paper's Cls. numbers (Table III-C-b). A last row ``mean`` averages *our* columns
+    over the gammas; its paper columns stay empty: the paper prints no such mean and no
     Reg. numbers, only a stated mean gain (:func:`reg_gain_readings`)."""
     s = summarise(results, ["gamma", "model"])
     rows = []
@@ -278,7 +278,7 @@ def reg_vs_cls_table(results: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows)
     ours = [c for c in out.columns if c.endswith("(ours)")]
-    mean = {"gamma": "mean (ours)", **out[ours].mean().to_dict()}
+    mean = {"gamma": "mean", **out[ours].mean().to_dict()}
     out = pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
     return out.set_index("gamma")
 
@@ -289,7 +289,7 @@ def reg_gain_readings(table: pd.DataFrame) -> pd.DataFrame:
     points: +0.018) or *relative* (% of the Reg. value: +1.8%). ``table`` is
     :func:`reg_vs_cls_table`'s; rows SRCC and F1, columns ``paper (as absolute)``, ``ours
     (absolute)``, ``paper (as relative %)``, ``ours (relative %)`` (our means over the gammas)."""
-    mean = table.loc["mean (ours)"]
+    mean = table.loc["mean"]
     rows = {}
     for name, m in (("SRCC", "srcc"), ("F1", "f1")):
         rows[name] = {"paper (as absolute)": PAPER_REG_GAIN[m], "ours (absolute)": mean[f"{name} gain (ours)"],
