@@ -25,6 +25,7 @@ __all__ = [
     "TABLE2_ROWS",
     "TABLE2_SWITCHES",
     "TABLE3A",
+    "TABLE3B",
     "TABLE3C_GAMMA",
     "TABLE3C_HEADS",
     "TABLE4A",
@@ -104,6 +105,13 @@ TABLE2 = {
 #: Table III-A, real vs shuffled GT: method -> (real SRCC, real F1, shuffled SRCC, shuffled F1).
 #: The paper has no shuffled run of its own model; its real-GT result is Table II row 7.
 TABLE3A = {"ASSR": (0.885, 0.683, 0.882, 0.681), "ILRSR-GR": (0.891, 0.698, 0.888, 0.695)}
+#: Table III-B, multi-task vs single-task learning on SALICON (Sec. IV-F2): model -> setting ->
+#: (SRCC, F1). "Detection + Ranking": the detector trained together with the ranker (multi-task, as
+#: PPA [11] is published); "Detection -> Ranking": offline proposals from a fixed detector, the ranker
+#: trained alone (single task). Panel a is PPA; panel b ("Ours") is printed without row labels and is
+#: read in panel a's row order (its second row, .908/.706, is Table II row 7, the single-task FOSRNet).
+TABLE3B = {"PPA": {"Detection + Ranking": (0.841, 0.652), "Detection -> Ranking": (0.867, 0.695)},
+           "Ours": {"Detection + Ranking": (0.882, 0.691), "Detection -> Ranking": (0.908, 0.706)}}
 #: Table III-C-a, "different backbones" (the ranking head; gamma 0.2): head -> (SRCC, F1).
 TABLE3C_HEADS = {"fc": (0.891, 0.689), "gcn": (0.904, 0.701), "vit": (0.908, 0.706)}
 #: Table III-C-b, "different threshold gamma" (the full model, Ours (Cls.)): gamma -> (SRCC, F1).

@@ -229,6 +229,10 @@ def test_efp_curves_rank_zero_counts_as_a_class():
     # the official-code classes give every box a distinct class: C is still last -> F1 1
     classes = efp_curves({"s": _block_map(c_rows=0)}, _scene_set(), gammas=(0.2,), lams=(1.0,), protocol="classes")
     assert classes.loc[0, "srcc"] == pytest.approx(1.0) and classes.loc[0, "f1"] == pytest.approx(1.0)
+    # "acb" is the default, named as on the FOSRNet pages; "ranks" is its old name
+    for name in ("acb", "ranks"):
+        again = efp_curves({"s": _block_map(c_rows=0)}, _scene_set(), gammas=(0.2,), lams=(1.0,), protocol=name)
+        assert again.loc[0, "f1"] == pytest.approx(0.5)
 
 
 def test_efp_curves_fixation_map_is_perfect_here():

@@ -107,8 +107,10 @@ def test_sa_sor_hand_case():
     assert image_sa_sor(pred_boxes, pred_ranks, GT_BOXES, GT_RANKS) == pytest.approx(9 / math.sqrt(156))
     assert image_sa_sor(GT_BOXES, GT_RANKS, GT_BOXES, GT_RANKS) == pytest.approx(1.0)
     assert image_sa_sor(GT_BOXES, GT_RANKS[::-1], GT_BOXES, GT_RANKS) == pytest.approx(-1.0)
-    # tied predicted ranks: the lower index counts as more salient -> indices 3, 2, 1 again
-    assert image_sa_sor(GT_BOXES, [1, 1, 2], GT_BOXES, GT_RANKS) == pytest.approx(1.0)
+    # tied predicted ranks: salrank's variant counts the lower index as more salient -> 3, 2, 1
+    assert image_sa_sor(GT_BOXES, [1, 1, 2], GT_BOXES, GT_RANKS, variant="salrank") == pytest.approx(1.0)
+    # IRSR's variant gives ties the same index (2, 2, 1 against 3, 2, 1)
+    assert image_sa_sor(GT_BOXES, [1, 1, 2], GT_BOXES, GT_RANKS) == pytest.approx(math.sqrt(3) / 2)
 
 
 def test_sa_sor_edge_cases():
@@ -120,7 +122,7 @@ def test_sa_sor_edge_cases():
         {"pred_boxes": GT_BOXES, "pred_ranks": GT_RANKS, "gt_boxes": GT_BOXES, "gt_ranks": GT_RANKS},
         {"pred_boxes": GT_BOXES[:1], "pred_ranks": [1], "gt_boxes": GT_BOXES[:1], "gt_ranks": [1]},
     ])
-    assert out == {"sa_sor": pytest.approx(1.0), "n_images": 2, "n_excluded": 1}
+    assert out == {"sa_sor": pytest.approx(1.0), "n_images": 2, "n_excluded": 1, "n_zero": 0, "variant": "irsr"}
     with pytest.raises(ValueError, match="mismatch"):
         image_sa_sor(GT_BOXES, [1, 2], GT_BOXES, GT_RANKS)
 

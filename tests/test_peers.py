@@ -26,6 +26,7 @@ from salrank.analysis.peer_eval import (
     paper_table1,
     peer_roots,
     rank_by_area,
+    rank_classes,
 )
 from salrank.analysis.proposal_comparison import (
     match_one_to_one,
@@ -394,11 +395,17 @@ def test_paint_rank_map_conventions():
     m = _three_masks()
     assr = paint_rank_map(m, [2, 1, 0], "assr")
     np.testing.assert_allclose(assr[:, 0], 229 / 255)
-    np.testing.assert_allclose(assr[:, 2], 1.0)  # overlap: the more salient object on top
+    np.testing.assert_allclose(assr[:, 2], 229 / 255)  # overlap: ASSR paints rank 1 first, rank 2 over it
     np.testing.assert_allclose(assr[0, 5], 0.0)  # rank 0 not painted
-    assert paint_rank_map(m, [6, 1, 0], "assr")[0, 0] == 0.0  # beyond the top 5
+    # levels go by position in the order, as ASSR's loop over its sorted list: 6 -> 2nd -> 229
+    assert paint_rank_map(m, [6, 1, 0], "assr")[0, 0] == 229 / 255
+    six = np.zeros((6, 1, 6), bool)
+    six[np.arange(6), 0, np.arange(6)] = True
+    np.testing.assert_array_equal(paint_rank_map(six, [6, 5, 4, 3, 2, 1], "assr")[0] * 255,
+                                  [0, 153, 178, 204, 229, 255])  # only five levels
     irsr = paint_rank_map(m, [1, 3, 2], "irsr")
     np.testing.assert_allclose([irsr[0, 0], irsr[0, 3], irsr[0, 5]], [1.0, 1 / 3, 2 / 3])
+    assert irsr[0, 2] == pytest.approx(1 / 3)  # overlap: IRSR paints in list order, object 1 over 0
     with pytest.raises(ValueError, match="3 ranks for 2 masks"):
         paint_rank_map(m[:2], [1, 2, 3])
     with pytest.raises(ValueError, match="painting"):
@@ -410,7 +417,8 @@ def test_object_values_cvpr_and_ijcv():
     mask[0] = True  # 10 pixels
     pred = np.array([[0.6, 0.6, 0.8, 0.8, 0.9], [0.9, 0, 0, 0, 0]])  # 6 non-zero > 5
     assert object_values(pred, mask, "cvpr")[0] == 0.6  # mode tie 0.6/0.8/0.9 -> smallest
-    np.testing.assert_allclose(object_values(pred, mask, "ijcv")[0], 4.6 / 10)
+    # IJCV: 8-bit levels as ASSR reads its PNG (0.9 * 255 -> 230), integer sum / pixel count
+    assert object_values(pred, mask, "ijcv")[0] == (2 * 153 + 2 * 204 + 2 * 230) / 10 / 255
     pred[1, 0] = 0  # exactly 5 of 10 covered: not more than half
     assert object_values(pred, mask, "cvpr")[0] == 0.0
 
@@ -473,6 +481,27 @@ def test_evaluate_peer_ranking(tmp_path):
         evaluate_peer_ranking(ds, lambda image, boxes: np.array([1, 2]), progress=False)
     with pytest.raises(ValueError, match="rank < 1"):
         evaluate_peer_ranking(ds, lambda image, boxes: np.zeros(len(boxes), int), progress=False)
+
+
+def test_evaluate_peer_ranking_all_objects_shares_one_class_scale(tmp_path):
+    # GT ranks [1, 2, 3, 0, 0, 0], the ranker ranks all six boxes 1..6 by area. On one scale
+    # (rank r -> 7 - r, rank 0 -> 0) classes 6, 5, 4 agree; classes 0 (3 GT), 1, 2, 3 (one
+    # prediction each) score 0: macro F1 = 3 / 7. Rescaling each side by its own maximum gave 0.
+    assert rank_classes([1, 2, 3, 0, 0, 0], 6).tolist() == [6, 5, 4, 0, 0, 0]
+    with pytest.raises(ValueError, match="0..2"):
+        rank_classes([1, 3], 2)
+    sides = [60, 50, 40, 30, 20, 10]
+    objects = {"img": [{"bbox": [0, 0, a, a]} for a in sides]}
+    ds = load_assr(_assr_tree(tmp_path, objects=objects, rank_orders={"img": [1.0, 0.9, 0.8, 0.3, 0.2, 0.1]}),
+                   "test")
+    summary, table = evaluate_peer_ranking(ds, rank_by_area, objects="all", progress=False)
+    assert summary["f1"] == pytest.approx(3 / 7)
+    # Spearman = Pearson of the mid-ranks: GT (6, 5, 4, 2, 2, 2), prediction (6, 5, 4, 3, 2, 1)
+    assert summary["srcc"] == pytest.approx(np.corrcoef([6, 5, 4, 2, 2, 2], [6, 5, 4, 3, 2, 1])[0, 1])
+    assert summary["srcc"] == pytest.approx(0.94, abs=0.005) and summary["sa_sor_variant"] == "irsr"
+    # salient objects only: the same three boxes, perfectly ranked
+    summary, _ = evaluate_peer_ranking(ds, rank_by_area, progress=False)
+    assert summary["f1"] == pytest.approx(1.0) and summary["srcc"] == pytest.approx(1.0)
 
 
 def test_evaluate_peer_rank_maps(tmp_path):

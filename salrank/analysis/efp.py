@@ -19,12 +19,22 @@ greyed); these can be lazy (:class:`LazyMaps`), so a whole split never has to si
 :func:`best_lambda` picks each model's best ``lambda`` (the paper's "dynamic binary thresholds
 searching").
 
-Comparison protocol (``protocol``): ``"ranks"`` (default) uses the eq. 5 ranks as classes
-(1 = most salient, ..., 0 = not salient), encoded for both sides as ``K + 1 - rank`` for rank > 0
-and 0 for rank 0 (``K`` = boxes in the image), so that higher = more salient for SRCC while the
-classes of the two sides coincide for F1. ``"classes"`` uses the official code's class labels
-instead (:func:`salrank.gt.class_labels` with ``group_size=None``: every box gets a distinct class
-by its position in ascending score, ties by the lower index), as :mod:`salrank.fosrnet.evaluate` does.
+Comparison protocol (``protocol``), named as on the FOSRNet pages:
+
+* ``"acb"`` (default; the old name ``"ranks"`` is an alias): salrank's protocol over all n objects
+  of an image, eq. 5 ties kept. The eq. 5 ranks are the classes (1 = most salient, ..., 0 = not
+  salient), encoded for both sides as ``K + 1 - rank`` for rank > 0 and 0 for rank 0 (``K`` =
+  boxes in the image), so that higher = more salient for SRCC while the classes of the two sides
+  coincide for F1; with ``nan_policy="exclude"`` images whose GT is constant are left out of the
+  SRCC mean and counted (``n_constant_gt``).
+* ``"classes"``: every box gets a distinct class by its position in ascending score, ties by the
+  lower index (:func:`salrank.gt.class_labels` with ``group_size=None``), salrank's earlier FOSRNet
+  evaluation.
+
+The paper's own FOSRNet numbers quoted with Fig. 9 (:data:`PAPER_OURS_SRCC`) come from the authors'
+evaluation unit (groups of 5 proposals, 5 classes, NaN counted as 0), the ``official`` protocol of
+the FOSRNet pages; an ``acb`` curve is put beside them for orientation only (conventions:
+``book/conventions.md``).
 Conventions: boxes ``[x1, y1, x2, y2]`` pixels of the original image, ``image_size = (height,
 width)``.
 """
@@ -67,7 +77,8 @@ DEFAULT_LAMS = tuple(np.round(np.arange(0.1, 1.0001, 0.1), 2))
 
 MAP_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-PROTOCOLS = ("ranks", "classes")
+PROTOCOLS = ("acb", "classes")
+_PROTOCOL_ALIASES = {"ranks": "acb"}
 
 
 
@@ -327,7 +338,7 @@ def efp_curves(
     model: str = "model",
     beta: float = DEFAULT_BETA,
     stems: Sequence[str] | None = None,
-    protocol: str = "ranks",
+    protocol: str = "acb",
     nan_policy: str = "exclude",
     normalise: str = "area",
     missing: str = "error",
@@ -343,7 +354,7 @@ def efp_curves(
         lams: eq. 12 weights in ``(0, 1]`` (threshold = mean of the box means / lambda).
         model: the name put in the ``model`` column.
         stems: the images (default: every image of ``scene_set`` with at least one box).
-        protocol: ``"ranks"`` or ``"classes"`` (see the module docstring).
+        protocol: ``"acb"`` (alias ``"ranks"``) or ``"classes"`` (see the module docstring).
         nan_policy: :func:`salrank.metrics.ranking.evaluate`'s (``"exclude"``: images whose GT is
             constant are left out of the SRCC mean and counted).
         normalise: eq. 12's box mean, ``"area"`` (the text) or ``"sqrt-area"`` (the formula).
@@ -355,8 +366,9 @@ def efp_curves(
     """
     from tqdm.auto import tqdm
 
+    protocol = _PROTOCOL_ALIASES.get(protocol, protocol)
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        raise ValueError(f"protocol must be one of {PROTOCOLS} (or {tuple(_PROTOCOL_ALIASES)}), got {protocol!r}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     if missing not in ("error", "skip"):

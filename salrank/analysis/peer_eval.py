@@ -5,9 +5,12 @@ given boxes ``(K, 4)`` ``[x1, y1, x2, y2]`` of one image (int ``(K,)``, 1 = most
 every box ranked). :func:`evaluate_peer_ranking` gives each image's GT objects to the ranker and
 compares its ranks with the dataset's GT ranks (converted by :mod:`salrank.data.peers`):
 
-* SRCC and macro F1 over rank classes (the paper's protocol, :func:`salrank.metrics.ranking.evaluate`
-  on :func:`salrank.metrics.ranking.ranks_to_scores` of both sides), with ``nan_policy``;
-* box-level SA-SOR (:func:`salrank.metrics.ranking.mean_sa_sor`) with the ranked boxes as predictions.
+* SRCC and macro F1 over rank classes (the paper's protocol, :func:`salrank.metrics.ranking.evaluate`),
+  with ``nan_policy``. Both sides are put on one scale, rank r -> class ``K + 1 - r`` with K the
+  number of objects given to the ranker and rank 0 -> class 0, so that rank r means the same
+  class in prediction and GT (rescaling each side by its own largest rank would not);
+* box-level SA-SOR (:func:`salrank.metrics.peers.mean_sa_sor`, ``sa_sor_variant``, IRSR's by
+  default) with the ranked boxes as predictions.
   The ranker sees the GT boxes themselves, so every GT object is matched: this is the
   ranking-only part of SA-SOR, not the detection-plus-ranking figure the peers publish.
 
@@ -28,13 +31,15 @@ from tqdm.auto import tqdm
 from salrank import paper
 from salrank.config import Settings, get_settings
 from salrank.data.peers import PeerDataset, PeerImage
-from salrank.metrics.ranking import evaluate, image_sa_sor, mean_sa_sor, per_image_metrics, ranks_to_scores
+from salrank.metrics.peers import image_sa_sor, mean_sa_sor
+from salrank.metrics.ranking import evaluate, per_image_metrics
 
 __all__ = [
     "Ranker",
     "rank_by_area",
     "fosrnet_ranker",
     "evaluate_peer_ranking",
+    "rank_classes",
     "evaluate_peer_rank_maps",
     "peer_roots",
     "paper_table1",
@@ -115,14 +120,23 @@ def _check_ranks(ranks, n: int, stem: str) -> np.ndarray:
     return r
 
 
+def rank_classes(ranks, n_objects: int) -> np.ndarray:
+    """Ranks (1 = most salient, 0 = not salient) of an image's ``n_objects`` objects -> classes on
+    a scale shared by prediction and GT: rank r -> ``n_objects + 1 - r``, rank 0 -> 0."""
+    r = np.asarray(ranks, dtype=np.int64).ravel()
+    if (r < 0).any() or (r > n_objects).any():
+        raise ValueError(f"ranks must lie in 0..{n_objects}, got {r.tolist()}")
+    return np.where(r > 0, n_objects + 1 - r, 0)
+
+
 def evaluate_peer_ranking(dataset: PeerDataset, ranker: Ranker = rank_by_area, *, objects: str = "salient",
-                          nan_policy: str = "exclude", iou_threshold: float = 0.5,
+                          nan_policy: str = "exclude", iou_threshold: float = 0.5, sa_sor_variant: str = "irsr",
                           progress: bool = True) -> tuple[dict, pd.DataFrame]:
     """Rank every image's GT objects with ``ranker`` and score them (module docstring).
 
     Returns ``(summary, per_image)``: ``summary`` has the keys of
     :func:`salrank.metrics.ranking.evaluate` plus ``sa_sor``, ``sa_sor_n_excluded``, ``dataset``,
-    ``split``, ``objects``; ``per_image`` one row per image (``image``, ``n_objects``, ``srcc``,
+    ``split``, ``objects``, ``sa_sor_variant``; ``per_image`` one row per image (``image``, ``n_objects``, ``srcc``,
     ``f1``, ``sa_sor``, ...).
     """
     if objects not in ("salient", "all"):
@@ -133,16 +147,16 @@ def evaluate_peer_ranking(dataset: PeerDataset, ranker: Ranker = rank_by_area, *
         boxes, gt = image.boxes[keep], image.ranks[keep]
         pred = _check_ranks(ranker(image, boxes), len(boxes), image.stem)
         stems.append(image.stem)
-        preds.append(ranks_to_scores(pred))
-        gts.append(ranks_to_scores(gt))
+        preds.append(rank_classes(pred, len(boxes)))
+        gts.append(rank_classes(gt, len(boxes)))
         sor_inputs.append({"pred_boxes": boxes, "pred_ranks": pred, "gt_boxes": boxes, "gt_ranks": gt})
     summary = evaluate(preds, gts, nan_policy=nan_policy)
-    sor = mean_sa_sor(sor_inputs, iou_threshold)
+    sor = mean_sa_sor(sor_inputs, iou_threshold, sa_sor_variant)
     summary.update({"sa_sor": sor["sa_sor"], "sa_sor_n_excluded": sor["n_excluded"], "dataset": dataset.name,
-                    "split": dataset.split, "objects": objects})
+                    "split": dataset.split, "objects": objects, "sa_sor_variant": sa_sor_variant})
     table = per_image_metrics(preds, gts)
     table.insert(0, "image", stems)
-    table["sa_sor"] = [image_sa_sor(**s, iou_threshold=iou_threshold) for s in sor_inputs]
+    table["sa_sor"] = [image_sa_sor(**s, iou_threshold=iou_threshold, variant=sa_sor_variant) for s in sor_inputs]
     return summary, table
 
 
@@ -157,7 +171,7 @@ def paper_table1() -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("method")
 
 
-def evaluate_peer_rank_maps(dataset: PeerDataset, ranker: Ranker = rank_by_area, *, variant: str = "cvpr",
+def evaluate_peer_rank_maps(dataset: PeerDataset, ranker: Ranker = rank_by_area, *, variant: str = "assr-cvpr",
                             painting: str | None = None, progress: bool = True) -> dict:
     """Mask-level view of a ranker: its ranks of the GT objects (rank > 0) are painted on the GT
     masks (:func:`salrank.metrics.peers.paint_rank_map`, the dataset's own painting unless

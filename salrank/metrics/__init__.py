@@ -4,8 +4,8 @@
   (SRCC, macro F1, PLCC, RMSE, top-k accuracy, the NaN policy);
 * :mod:`~salrank.metrics.official`: the authors' protocol (``official``): each image's group of
   its first 5 proposals, 5 classes, :func:`official_protocol`;
-* :mod:`~salrank.metrics.peers`: the instance-mask metrics of the peer papers (SOR, MAE, rank
-  maps) and a box-level SA-SOR.
+* :mod:`~salrank.metrics.peers`: the metrics of the peer papers (rank maps, SOR, MAE, SA-SOR on
+  masks or boxes), each variant named after the code it reproduces (ASSR, IRSR, SeqRank).
 
 Values compared are *saliency values* (higher = more salient); convert ranks (1 = most salient,
 0 = not salient) with :func:`ranks_to_scores`.
@@ -22,11 +22,15 @@ from salrank.metrics.official import (
 from salrank.metrics.peers import (
     ASSR_LEVELS,
     PAINTINGS,
+    SA_SOR_VARIANTS,
     SOR_VARIANTS,
     image_mae,
+    image_sa_sor,
     image_sor,
     load_rank_map,
+    match_boxes,
     mean_mae,
+    mean_sa_sor,
     mean_sor,
     object_values,
     paint_rank_map,
@@ -37,11 +41,8 @@ from salrank.metrics.ranking import (
     image_f1,
     image_plcc,
     image_rmse,
-    image_sa_sor,
     image_srcc,
     image_topk_accuracy,
-    match_boxes,
-    mean_sa_sor,
     per_image_metrics,
     ranks_to_scores,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "NAN_POLICIES",
     "OFFICIAL_GROUP",
     "PAINTINGS",
+    "SA_SOR_VARIANTS",
     "SOR_VARIANTS",
     "evaluate",
     "image_f1",

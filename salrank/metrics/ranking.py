@@ -1,5 +1,5 @@
-"""Saliency-ranking metrics: the paper's per-image protocol (Sec. IV-A, paper-notes section 4)
-and a box-level SA-SOR for comparison with peers.
+"""Saliency-ranking metrics: the paper's per-image protocol (Sec. IV-A). SA-SOR, the peers'
+metric, is in :mod:`salrank.metrics.peers`.
 
 Per-image metrics compare predicted and GT *saliency values* of the same objects, where a
 higher value = more salient (e.g. rank classes 0 = least ... k-1 = most salient, as the
@@ -164,83 +164,6 @@ def evaluate(preds: Sequence, gts: Sequence, nan_policy: str = "exclude") -> dic
     return out
 
 
-# ----------------------------------------------------------------------------- SA-SOR (boxes)
-
-
-def _ascending_index(ranks: np.ndarray) -> np.ndarray:
-    """Ranks (1 = most salient) -> ascending indices 1..n (1 = least salient; ties: lower index first)."""
-    order = np.lexsort((np.arange(ranks.size), ranks))[::-1]  # least salient first
-    idx = np.empty(ranks.size, dtype=np.int64)
-    idx[order] = np.arange(1, ranks.size + 1)
-    return idx
-
-
-def match_boxes(pred_boxes, gt_boxes, iou_threshold: float = 0.5) -> np.ndarray:
-    """For each GT box the index of its matched predicted box, or -1 (missed).
-
-    IRSR's rule: every GT takes its best-IoU prediction; missed if that IoU < ``iou_threshold``;
-    when several GT take the same prediction the one with the higher IoU keeps it (ties: lower GT
-    index) and the others are missed (they do not fall back to their second choice).
-    Boxes ``[x1, y1, x2, y2]`` in pixels; IoU by :func:`torchvision.ops.box_iou`.
-    """
-    import torch
-    from torchvision.ops import box_iou
-
-    pb = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
-    gb = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    match = np.full(len(gb), -1, dtype=np.int64)
-    if len(pb) == 0 or len(gb) == 0:
-        return match
-    iou = box_iou(torch.as_tensor(gb), torch.as_tensor(pb)).numpy()  # (G, P)
-    best = iou.argmax(axis=1)
-    best_iou = iou[np.arange(len(gb)), best]
-    for g in np.lexsort((np.arange(len(gb)), -best_iou)):  # highest IoU claims first
-        if best_iou[g] >= iou_threshold and best[g] not in match:
-            match[g] = best[g]
-    return match
-
-
-def image_sa_sor(pred_boxes, pred_ranks, gt_boxes, gt_ranks, iou_threshold: float = 0.5) -> float:
-    """Box-level SA-SOR of one image (IRSR's definition with boxes in place of masks).
-
-    ``pred_ranks``/``gt_ranks``: 1 = most salient; objects with rank 0 (not salient) are dropped
-    first. GT ranks -> ascending indices (1 = least salient); predicted ranks -> ascending indices
-    over ALL kept predictions (false positives shift them); each GT takes its matched prediction's
-    index (:func:`match_boxes`) or 0 if missed; score = Pearson correlation of the two vectors;
-    0 when the predicted vector is constant; NaN (excluded from the mean) for < 2 GT objects.
-    """
-    pb = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
-    gb = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    pr = np.asarray(pred_ranks, dtype=np.int64).ravel()
-    gr = np.asarray(gt_ranks, dtype=np.int64).ravel()
-    if len(pr) != len(pb) or len(gr) != len(gb):
-        raise ValueError(f"boxes/ranks length mismatch: pred {len(pb)}/{len(pr)}, gt {len(gb)}/{len(gr)}")
-    pb, pr = pb[pr > 0], pr[pr > 0]
-    gb, gr = gb[gr > 0], gr[gr > 0]
-    if len(gb) < 2:
-        return float("nan")
-    gt_idx = _ascending_index(gr)
-    pred_idx = _ascending_index(pr) if len(pr) else np.zeros(0, dtype=np.int64)
-    match = match_boxes(pb, gb, iou_threshold)
-    matched_idx = np.where(match >= 0, pred_idx[np.maximum(match, 0)] if len(pr) else 0, 0)
-    if _is_constant(matched_idx.astype(np.float64)):
-        return 0.0
-    return float(np.corrcoef(matched_idx, gt_idx)[0, 1])
-
-
-def mean_sa_sor(images: Sequence[dict], iou_threshold: float = 0.5) -> dict:
-    """Mean box-level SA-SOR over images (dicts with pred_boxes, pred_ranks, gt_boxes, gt_ranks).
-
-    NaN images (fewer than 2 GT objects) are excluded and counted. Returns
-    ``{"sa_sor", "n_images", "n_excluded"}``.
-    """
-    values = np.array([
-        image_sa_sor(im["pred_boxes"], im["pred_ranks"], im["gt_boxes"], im["gt_ranks"], iou_threshold)
-        for im in images
-    ], dtype=np.float64)
-    ok = ~np.isnan(values)
-    return {
-        "sa_sor": float(values[ok].mean()) if ok.any() else float("nan"),
-        "n_images": int(values.size),
-        "n_excluded": int((~ok).sum()),
-    }
+# SA-SOR (boxes or masks, the IRSR, SeqRank and salrank variants) lives in salrank.metrics.peers;
+# these names stay importable from here for older code.
+from salrank.metrics.peers import image_sa_sor, match_boxes, mean_sa_sor  # noqa: E402,F401
