@@ -18,7 +18,8 @@ from salrank.fosrnet.losses import (
     regression_loss,
     sequence_class_targets,
 )
-from salrank.fosrnet.model import TABLE2_ROWS, FOSRNet, FOSRNetConfig, create_fosrnet
+from salrank.fosrnet.model import FOSRNet, FOSRNetConfig, create_fosrnet
+from salrank.paper import TABLE2_ROWS
 
 SMALL = {"width": 32, "depth": 1, "num_heads": 2}
 

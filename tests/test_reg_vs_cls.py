@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salrank.analysis.ablations import PAPER_REG_GAIN, reg_gain_readings, reg_vs_cls_table
+from salrank.analysis.ablations import reg_gain_readings, reg_vs_cls_table
+from salrank.paper import REG_GAIN
 
 
 def _results():
@@ -33,7 +34,7 @@ def test_reg_vs_cls_table_invents_no_paper_numbers():
 def test_reg_gain_readings_both_units():
     r = reg_gain_readings(reg_vs_cls_table(_results()))
     assert list(r.index) == ["SRCC", "F1"]
-    assert r.loc["SRCC", "paper (as absolute)"] == PAPER_REG_GAIN["srcc"] == 0.018
+    assert r.loc["SRCC", "paper (as absolute)"] == REG_GAIN["srcc"] == 0.018
     assert r.loc["SRCC", "paper (as relative %)"] == pytest.approx(1.8)
     assert r.loc["F1", "paper (as relative %)"] == pytest.approx(4.0)
     # F1 gains 0.1 (50% of 0.2) and -0.05 (-20% of 0.25): mean 0.025 absolute, 15% relative

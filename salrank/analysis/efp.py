@@ -31,7 +31,7 @@ Comparison protocol (``protocol``), named as on the FOSRNet pages:
   lower index (:func:`salrank.gt.class_labels` with ``group_size=None``), salrank's earlier FOSRNet
   evaluation.
 
-The paper's own FOSRNet numbers quoted with Fig. 9 (:data:`PAPER_OURS_SRCC`) come from the authors'
+The paper's own FOSRNet numbers quoted with Fig. 9 (:data:`salrank.paper.FIG9_OURS_SRCC`) come from the authors'
 evaluation unit (groups of 5 proposals, 5 classes, NaN counted as 0), the ``official`` protocol of
 the FOSRNet pages; an ``acb`` curve is put beside them for orientation only (conventions:
 ``book/conventions.md``).

@@ -43,10 +43,9 @@ from salrank.analysis.experiments import (
 )
 from salrank.config import Settings, get_settings
 from salrank.fosrnet.losses import fosrnet_loss
-from salrank.fosrnet.model import TABLE2_ROWS
 from salrank.fosrnet.train import Trainer, _build_optimizer, epoch_seed
 from salrank.metrics.peers import iou_matrix
-from salrank.paper import TABLE3B
+from salrank.paper import TABLE2_ROWS, TABLE3B
 
 __all__ = [
     "MULTITASK_LABEL",
@@ -174,9 +173,10 @@ def run_multitask(settings: Settings | None = None, *, setup: ExperimentSetup | 
     """
     import json
 
-    from salrank.fosrnet.evaluate import evaluate_ranks
+    from salrank.fosrnet.evaluate import evaluate_model, evaluate_ranks
     from salrank.fosrnet.train import load_checkpoint
     from salrank.io import atomic_write_json
+    from salrank.metrics import OFFICIAL_GROUP
 
     settings = settings or get_settings()
     setup = setup or profile_setup(settings)
@@ -195,15 +195,17 @@ def run_multitask(settings: Settings | None = None, *, setup: ExperimentSetup | 
         train, val, test = (_split(setup, settings, role, detector, gamma, exp.beta, progress, log) for role in range(3))
         t0 = time.perf_counter()
         trainer = MultiTaskTrainer(
-            exp.model_config(train.features.appearance_dim, setup.head_kwargs), _train_config(exp, setup), train, val,
-            directory / "run", progress=progress, device=setup.device, log=log, extension=exp.extension(setup.normalize),
+            exp.model_config(train.features.appearance_dim, setup.head_kwargs, setup.normalize), _train_config(exp, setup),
+            train, val, directory / "run", progress=progress, device=setup.device, log=log,
             feature_meta={**train.features.meta, "detector": detector, "gamma": gamma, "beta": exp.beta},
             detection_weight=detection_weight, iou_threshold=iou_threshold,
         )
         summary = trainer.fit(resume=False)
         model, _ = load_checkpoint(trainer.best_path, device=setup.device)
         pred = model.predict_ranks(test.images(), max_sequences=8192) if len(test) else []
-        metrics = evaluate_ranks(pred, test, setup.nan_policy)
+        metrics = evaluate_ranks(pred, test, setup.nan_policy, protocol="acb")
+        if model.config.k == OFFICIAL_GROUP:  # the authors' unit on the same test images
+            metrics["official"] = evaluate_model(model, test, protocol="official")
     out = {
         "metrics": metrics,
         "history": summary.pop("history"),
