@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from salrank.errors import UserFacingError
+
 __all__ = ["ImageReadError", "load_image", "image_size"]
 
 
-class ImageReadError(OSError):
+class ImageReadError(OSError, UserFacingError):
     """An image file is missing, unreadable or not an image; the message names the file."""
 
 

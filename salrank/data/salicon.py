@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from salrank.errors import UserFacingError
 from salrank.io import atomic_output
 
 __all__ = [
@@ -54,7 +55,7 @@ CACHE_VERSION = 2
 _STEM_ID = re.compile(r"(\d+)$")
 
 
-class SaliconFormatError(ValueError):
+class SaliconFormatError(ValueError, UserFacingError):
     """A SALICON file is malformed; the message names the file and the offending field."""
 
 

@@ -37,6 +37,7 @@ from salrank.gt.scores import (
     DEFAULT_GAMMA,
     METHODS,
     _check_parameters,
+    check_options,
     point_density_scores,
     ra_srgt_scores,
     score_objects,
@@ -216,8 +217,7 @@ def relabel_dataset(fixations: Mapping, boxes: Mapping, *, method: str = "ra-srg
     unknown = set(options) - {"sigma", "threshold"}
     if unknown:
         raise TypeError(f"relabel_dataset() got unexpected option(s) {sorted(unknown)}; allowed: sigma, threshold")
-    if method == "ra-srgt":
-        _check_parameters(gamma, beta)
+    check_options(method, gamma, beta, **options)
     params = {"method": method, "gamma": float(gamma), "beta": float(beta), "group_size": int(group_size),
               **{k: float(v) for k, v in options.items()}}
     target = None
