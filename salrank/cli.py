@@ -19,7 +19,7 @@ import sys
 
 from salrank import __version__
 from salrank import commands as _commands
-from salrank.errors import UserFacingError
+from salrank.errors import InvalidOptionError, UserFacingError
 
 #: what the offline-weights error tells a command-line user instead of the API's ``pretrained=False``
 RANDOM_WEIGHTS_FLAGS = {"rank": "--no-pretrained", "proposals": "--random-init", "train": "--pretrained no",
@@ -71,8 +71,11 @@ def _one_line(message: str) -> str:
     return " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
 
 
-def _user_message(command: str, exc: BaseException) -> str:
+def _user_message(command: str, exc: BaseException, args=None) -> str:
     message = str(exc) or type(exc).__name__
+    name, _, rest = message.partition(" ")
+    if isinstance(exc, InvalidOptionError) and args is not None and hasattr(args, name):
+        message = f"--{name.replace('_', '-')} {rest}"  # the API names the parameter, the CLI its flag
     flag = RANDOM_WEIGHTS_FLAGS.get(command)
     if flag and "pretrained=False" in message and type(exc).__name__ == "WeightsNotFoundError":
         message = message.replace("build the model with pretrained=False", f"run with {flag} (random weights)")
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except UserFacingError as exc:
-        print(f"salrank {args.command}: error: {_one_line(_user_message(args.command, exc))}", file=sys.stderr)
+        print(f"salrank {args.command}: error: {_one_line(_user_message(args.command, exc, args))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

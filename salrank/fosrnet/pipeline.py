@@ -68,12 +68,14 @@ class RankingPipeline:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, *, detector: str | None = "efficientdet_d0",
                         pretrained: bool = True, backbone: str = "resnet101", device=None,
-                        detector_kwargs: Mapping | None = None, log=print) -> RankingPipeline:
+                        detector_kwargs: Mapping | None = None, log=print, seed: int = 0) -> RankingPipeline:
         """Build the pipeline; the detector is created first, so missing weights fail fast.
 
         ``detector=None``: no detector (for :meth:`rank_boxes` on given boxes only).
         ``pretrained=False``: every model random (smoke tests; meaningless ranks). Without a
         ``checkpoint`` the ranker is an untrained FOSRNet on ``backbone`` features (a warning says so).
+        ``seed``: every random initialisation (detector, extractors without pretrained weights,
+        the untrained ranker) comes from it, so a random-weight run repeats exactly.
         Raises :class:`salrank.weights.WeightsNotFoundError` when a pretrained file is missing.
         """
         from salrank.proposals import create_detector
@@ -82,6 +84,7 @@ class RankingPipeline:
         kwargs = dict(detector_kwargs or {})
         if not pretrained:
             kwargs.setdefault("score_threshold", 0.0)
+        kwargs.setdefault("seed", seed)
         det = None if detector is None else create_detector(detector, pretrained=pretrained, device=device, **kwargs)
         meta: dict = {}
         if checkpoint is not None:
@@ -97,14 +100,16 @@ class RankingPipeline:
         bb_seed, psm_seed = _weights_seed(meta.get("backbone_weights")), _weights_seed(meta.get("unisal_weights"))
         if pretrained and (bb_seed is not None or psm_seed is not None):
             log("note: the checkpoint was trained on random-weight feature extractors; rebuilding them")
-        cnn = load_backbone(bb_name, pretrained=pretrained and bb_seed is None, device=device, seed=bb_seed or 0)
-        psm = load_psm(pretrained=pretrained and psm_seed is None, device=device, seed=psm_seed or 0)
+        cnn = load_backbone(bb_name, pretrained=pretrained and bb_seed is None, device=device,
+                            seed=seed if bb_seed is None else bb_seed)
+        psm = load_psm(pretrained=pretrained and psm_seed is None, device=device,
+                       seed=seed if psm_seed is None else psm_seed)
         if model is None:
             from salrank.fosrnet.model import create_fosrnet
 
             warnings.warn("no checkpoint: the ranker is an untrained FOSRNet (random ranks)", stacklevel=2)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+                torch.manual_seed(seed)
                 model = create_fosrnet(appearance_dim=cnn.dim)
         else:
             from salrank.fosrnet.features import module_fingerprint
