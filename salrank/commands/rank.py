@@ -107,8 +107,10 @@ def run(args) -> int:
     check_output_file(args.out)
     if args.overlay is not None:
         check_output_file(args.overlay, "--overlay")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise CommandError(f"--checkpoint {args.checkpoint}: no such file")
+    if args.checkpoint is not None:  # a bad checkpoint fails before any image or model is loaded
+        from salrank.fosrnet.train import read_checkpoint
+
+        read_checkpoint(args.checkpoint)
     loaded, skipped = read_images(args.images, args.max_side, args.strict)
     if not loaded:
         raise CommandError("no image can be read: " + "; ".join(s["error"] for s in skipped))
