@@ -574,3 +574,30 @@ def test_gt_cache_never_unpickles(tmp_path, monkeypatch):
     assert again.equals(first)
     with np.load(entry, allow_pickle=False) as z:  # the rebuilt entry is plain data
         assert all(z[k].dtype != object for k in z.files)
+
+
+@pytest.mark.parametrize("args,needle", [(["--lr", "nan"], "--lr must be > 0.0"), (["--epochs", "0"], "--epochs"),
+                                         (["--top-n", "0"], "--top-n"), (["--gamma", "inf"], "--gamma"),
+                                         (["--alpha", "-1"], "--alpha"), (["--unisal-size", "100", "96"], "32")])
+def test_train_options_checked_before_any_work(args, needle, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *args]) == 2
+    _one_line_error(capsys.readouterr().err, needle)
+    assert not out.exists()
+
+
+def test_train_config_api_checks_ranges():
+    from salrank.fosrnet.train import train_config
+
+    for bad in ({"lr": float("nan")}, {"lr": 0.0}, {"epochs": 0}, {"batch_size": 1.5}, {"seed": -1},
+                {"alpha": float("inf")}, {"patience": -1}):
+        with pytest.raises(InvalidOptionError, match=next(iter(bad))):
+            train_config("fast", **bad)
+
+
+def test_train_out_under_a_file_is_refused_at_once(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["train", "--out", str(tmp_path / "f"), "--epochs", "1"]) == 2
+    _one_line_error(capsys.readouterr().err, "--out", "is a file")
+    assert main(["eval", "--checkpoint", str(tmp_path / "none.pt"), "--json", str(tmp_path)]) == 2
+    _one_line_error(capsys.readouterr().err, "--json", "is a directory")

@@ -128,6 +128,8 @@ def run(args) -> int:
         pipeline = _build_pipeline(args, pretrained)
     except KeyError as exc:
         raise CommandError(exc.args[0]) from None
+    except (ValueError, ImportError) as exc:
+        raise CommandError(str(exc)) from None
     if args.no_pretrained:
         print("note: random weights everywhere (--no-pretrained): the ranks are meaningless")
     if args.checkpoint is None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salrank.errors import UserFacingError
+from salrank.errors import UserFacingError, check_int, check_number
 from salrank.fosrnet.acb import circulative_sequences_batched
 from salrank.fosrnet.extensions import ExtensionConfig, build_ranker
 from salrank.fosrnet.losses import (
@@ -91,8 +91,16 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.optimizer: 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ValueError(f"TrainConfig.schedule: 'step', 'cosine' or 'constant', got {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("TrainConfig: epochs >= 1, batch_size >= 1 and lr > 0 required")
+        for name in ("epochs", "batch_size", "step_size"):
+            check_int(name, getattr(self, name), 1)
+        check_int("seed", self.seed, 0)
+        if self.patience is not None:
+            check_int("patience", self.patience, 0)
+        check_number("lr", self.lr, 0.0, low_open=True)
+        check_number("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_number("step_gamma", self.step_gamma, 0.0, 1.0, low_open=True)
+        for name in ("weight_decay", "alpha", "margin"):
+            check_number(name, getattr(self, name), 0.0)
 
 
 PRESETS: dict[str, dict] = {
