@@ -77,7 +77,7 @@ def _user_message(command: str, exc: BaseException, args=None) -> str:
     if isinstance(exc, InvalidOptionError) and args is not None and hasattr(args, name):
         message = f"--{name.replace('_', '-')} {rest}"  # the API names the parameter, the CLI its flag
     flag = RANDOM_WEIGHTS_FLAGS.get(command)
-    if flag and "pretrained=False" in message and type(exc).__name__ == "WeightsNotFoundError":
+    if flag:  # salrank.weights' offline error, raised as is or re-raised by the command
         message = message.replace("build the model with pretrained=False", f"run with {flag} (random weights)")
     return message
 

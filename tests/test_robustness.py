@@ -601,3 +601,14 @@ def test_train_out_under_a_file_is_refused_at_once(tmp_path, capsys):
     _one_line_error(capsys.readouterr().err, "--out", "is a file")
     assert main(["eval", "--checkpoint", str(tmp_path / "none.pt"), "--json", str(tmp_path)]) == 2
     _one_line_error(capsys.readouterr().err, "--json", "is a directory")
+
+
+def test_offline_error_names_the_commands_flag():
+    from salrank.cli import _user_message
+    from salrank.commands import CommandError
+    from salrank.weights import WeightsNotFoundError
+
+    text = "pretrained weights 'x' not found.\n  or build the model with pretrained=False."
+    assert "--random-init" in _user_message("proposals", WeightsNotFoundError(text))
+    assert "--pretrained no" in _user_message("train", CommandError(text))  # re-raised by the command
+    assert "pretrained=False" in _user_message("gt", WeightsNotFoundError(text))  # no such flag there
