@@ -105,7 +105,7 @@ def filter_proposals(
         min_side: drop boxes whose shorter side (px) is below this.
         min_area_frac: drop boxes whose area is below this fraction of the image.
         iou_threshold: class-agnostic NMS: a box overlapping a higher-scoring kept box with IoU
-            above this is dropped (``None`` or ``>= 1`` to skip).
+            above this is dropped (``None`` or 1 to skip).
         top_n: keep at most this many (``None`` for all).
         min_keep: the number of proposals the ranker needs (padding flag).
     """
