@@ -111,9 +111,10 @@ def run(args) -> int:
         return 0
     if args.out is None or (args.images is None and args.sample is None):
         raise CommandError("give --out FILE and one of --images DIR or --sample")
-    from salrank.errors import check_int
+    from salrank.errors import check_int, check_number
     from salrank.proposals.filtering import check_filter_options
 
+    check_number("score_threshold", args.score_threshold, 0.0, 1.0)
     check_int("batch_size", args.batch_size, 1)
     check_int("seed", args.seed, 0)
     check_int("max_side", args.max_side, 0)

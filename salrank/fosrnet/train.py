@@ -51,6 +51,7 @@ from salrank.io import atomic_output, atomic_write_text
 __all__ = [
     "PRESETS",
     "CheckpointError",
+    "CheckpointNotFoundError",
     "SequenceDataset",
     "TrainConfig",
     "Trainer",
@@ -229,6 +230,10 @@ class CheckpointError(UserFacingError, ValueError):
     to load; the message names the file."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No file at the checkpoint path."""
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict in ``path``, loaded with ``torch.load(weights_only=True)``: tensors and
     plain Python data only, so a file whose pickle would build other objects (and could run
@@ -241,7 +246,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointNotFoundError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
