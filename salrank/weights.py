@@ -24,6 +24,7 @@ import hashlib
 import os
 import shutil
 import socket
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salrank.config import get_settings
+from salrank.errors import UserFacingError
 from salrank.io import atomic_output
 
 __all__ = [
@@ -52,12 +54,12 @@ __all__ = [
 CONNECT_TIMEOUT_S = 3.0
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(FileNotFoundError, UserFacingError):
     """A pretrained file is neither on disk nor downloadable (offline). The message says where
     to put it."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(ValueError, UserFacingError):
     """A weight file's SHA-256 differs from the registered one."""
 
 
@@ -104,12 +106,17 @@ def list_weights() -> list[WeightSpec]:
 
 
 def _hub_checkpoint_dir() -> Path:
-    try:
-        import torch.hub
-
-        return Path(torch.hub.get_dir()) / "checkpoints"
-    except Exception:  # torch missing or misconfigured: fall back to torch's default location
-        return Path(os.environ.get("TORCH_HOME", "~/.cache/torch")).expanduser() / "hub" / "checkpoints"
+    """``torch.hub.get_dir()/checkpoints``, computed by torch's own rule without importing torch
+    (``salrank weights list`` must answer at once) unless torch is already loaded."""
+    hub = sys.modules.get("torch.hub")
+    if hub is not None:
+        try:
+            return Path(hub.get_dir()) / "checkpoints"
+        except Exception:  # misconfigured torch: fall back to the rule below
+            pass
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.path.expanduser(os.environ.get("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(home) / "hub" / "checkpoints"
 
 
 def candidate_paths(spec: WeightSpec, path: str | os.PathLike | None = None) -> list[Path]:

@@ -247,10 +247,9 @@ def test_example_boxes_missing_file_is_a_clear_error(tmp_path):
         load_salicon_example_boxes(tmp_path / "boxes.json")
 
 
-def test_shipped_example_boxes_if_present():
+def test_shipped_example_boxes():
     path = salicon_examples_dir() / "boxes.json"
-    if not path.is_file():
-        pytest.skip("boxes.json not generated yet")
+    assert path.is_file(), f"boxes.json is part of the package and is missing: {path}"
     boxes = load_salicon_example_boxes()
     fixations = load_salicon_examples()
     assert set(boxes) <= set(fixations)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salrank.bench.gt import benchmark
+from salrank.cache import CacheEntryWarning
 from salrank.data import Fixations, fixation_map
 from salrank.gt import (
     DatasetCounts,
@@ -337,13 +338,16 @@ def test_relabel_dataset_cache(tmp_cache):
     fixations, boxes = _dataset(seed=1)
     first = relabel_dataset(fixations, boxes, progress=False)
     files = list(tmp_cache.joinpath("gt").iterdir())
-    assert len(files) == 1 and files[0].suffix == ".pkl"  # no temporary file left behind
+    assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary file left behind
     again = relabel_dataset(fixations, boxes, progress=False)
     pd.testing.assert_frame_equal(first, again)
+    assert again.attrs == first.attrs and again["image"].dtype == object
     relabel_dataset(fixations, boxes, gamma=0.5, progress=False)  # other parameters: another entry
     assert len(list(tmp_cache.joinpath("gt").iterdir())) == 2
-    files[0].write_bytes(b"garbage")  # a corrupt entry is rebuilt
-    pd.testing.assert_frame_equal(relabel_dataset(fixations, boxes, progress=False), first)
+    files[0].write_bytes(b"garbage")  # a corrupt entry is discarded with a warning and rebuilt
+    with pytest.warns(CacheEntryWarning, match="GT table cache"):
+        pd.testing.assert_frame_equal(relabel_dataset(fixations, boxes, progress=False), first)
+    pd.testing.assert_frame_equal(relabel_dataset(fixations, boxes, progress=False), first)  # rebuilt entry
 
 
 def test_relabel_dataset_bad_inputs(tmp_cache):

@@ -125,11 +125,14 @@ def test_rank_given_boxes_keeps_their_order_and_ranks_peer_images(tiny, tmp_path
 
 def test_rank_without_weights_fails_fast_with_the_weights_error(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("salrank.weights._reachable", lambda url, timeout=0: False)
+    monkeypatch.setenv("SALRANK_PROFILE", "full")  # the sample profile falls back to random weights instead
     image = next((tiny / "images" / "test").iterdir())
     code = main(["rank", str(image), "--out", str(tmp_path / "r.json")])
     assert code == 2
     err = capsys.readouterr().err
     assert "tf_efficientdet_d0" in err and "not found" in err and "put it at" in err
+    assert "--no-pretrained" in err and "pretrained=False" not in err  # the CLI names its own flag
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r.json").exists()
 
 

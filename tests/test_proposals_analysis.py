@@ -23,7 +23,7 @@ from salrank.analysis.detectors import (
 from salrank.data import Fixations
 from salrank.data.scenes import SceneSet
 from salrank.paper import TABLE4B_FPS
-from salrank.proposals import Detections, Detector, create_detector, filter_proposals
+from salrank.proposals import Detections, Detector, filter_proposals
 
 H, W = 60, 80
 
@@ -222,10 +222,17 @@ def test_with_paper_fps_joins_on_the_paper_names():
     assert last["label"] == "ssdlite320_mobilenet_v3_large"
 
 
-def test_registry_still_builds_oracle_directly(scenes):
-    # the oracle built by the study equals create_detector's with the same seed and noise
+def test_build_detector_passes_the_spec_options_on(scenes):
+    # build_detector calls create_detector: what can go wrong is dropping the spec's seed or noise,
+    # so check that each of them reaches the detector and changes its output
     spec = oracle_variants()[2]
-    a = build_detector(spec, scenes).detect([scenes.image("img1")], keys=["img1"])[0]
-    b = create_detector("oracle", pretrained=False, true_boxes=scenes.boxes, **spec.options).detect(
-        [scenes.image("img1")], keys=["img1"])[0]
-    assert np.array_equal(a.boxes, b.boxes)
+    det = build_detector(spec, scenes)
+    assert {k: det.settings()[k] for k in spec.options} == {
+        k: list(v) if isinstance(v, tuple) else v for k, v in spec.options.items()}
+    a = det.detect([scenes.image("img1")], keys=["img1"])[0]
+    reseeded = build_detector(DetectorSpec("o", "oracle", False, {**spec.options, "seed": spec.options["seed"] + 1}),
+                              scenes).detect([scenes.image("img1")], keys=["img1"])[0]
+    assert not (len(a) == len(reseeded) and np.allclose(a.boxes, reseeded.boxes))
+    default_noise = build_detector(DetectorSpec("o", "oracle", False, {"seed": spec.options["seed"]}),
+                                   scenes).detect([scenes.image("img1")], keys=["img1"])[0]
+    assert not (len(a) == len(default_noise) and np.allclose(a.boxes, default_noise.boxes))

@@ -112,8 +112,6 @@ def build_detector(spec: DetectorSpec, scene_set=None, *, seed: int = 0, device=
     network with random weights (``pretrained=False``) is initialised under ``torch.manual_seed(seed)``
     and records ``init_seed`` in its settings. Raises what :func:`create_detector` raises
     (``WeightsNotFoundError`` offline, ``ImportError`` for a missing extra, ``KeyError``)."""
-    import torch
-
     options = dict(spec.options)
     if spec.name in ("oracle", "synthsal_oracle"):
         if scene_set is None:
@@ -122,11 +120,7 @@ def build_detector(spec: DetectorSpec, scene_set=None, *, seed: int = 0, device=
         return create_detector(spec.name, pretrained=False, true_boxes=scene_set.boxes, **options)
     if spec.pretrained:
         return create_detector(spec.name, pretrained=True, device=device, **options)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        detector = create_detector(spec.name, pretrained=False, device=device, **options)
-    detector.options["init_seed"] = int(seed)
-    return detector
+    return create_detector(spec.name, pretrained=False, device=device, seed=seed, **options)  # seeds, records
 
 
 def _cache_key(detector: Detector, images: Mapping[str, Path], filter_options) -> str:

@@ -542,7 +542,7 @@ def _save_predictions(path: Path, stems, boxes, pred, gt_ranks, gt_scores) -> No
 
 def _load_result(directory: Path, exp: Experiment, key: str) -> ExperimentResult:
     info = json.loads((directory / "result.json").read_text(encoding="utf-8"))
-    with np.load(directory / "predictions.npz") as z:
+    with np.load(directory / "predictions.npz", allow_pickle=False) as z:
         off = z["offsets"]
 
         def split(a):
@@ -676,7 +676,13 @@ def run_experiment(
     key = experiment_key(exp, setup, settings)
     directory = settings.cache_dir / "experiments" / key
     if (directory / "result.json").is_file() and (directory / "predictions.npz").is_file():
-        return _load_result(directory, exp, key)
+        from salrank.cache import read_cache_entry
+
+        # a damaged result is discarded (result.json removed, with a warning) and recomputed
+        cached = read_cache_entry(directory / "result.json", lambda _: _load_result(directory, exp, key),
+                                  what="experiment cache")
+        if cached is not None:
+            return cached
 
     from tqdm.auto import tqdm
 

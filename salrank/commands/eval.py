@@ -43,6 +43,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from salrank.commands import check_output_file
+    from salrank.commands.train import check_data_arguments
     from salrank.config import get_settings
     from salrank.fosrnet.evaluate import evaluate_model
     from salrank.fosrnet.features import FeatureConfig
@@ -50,10 +52,10 @@ def run(args) -> int:
     from salrank.io import atomic_write_json
     from salrank.models.backbones import WeightsIdentity
 
-    try:
-        model, ckpt = load_checkpoint(args.checkpoint)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
+    check_data_arguments(args)
+    if args.json is not None:
+        check_output_file(args.json, "--json")
+    model, ckpt = load_checkpoint(args.checkpoint)  # CheckpointError: one line naming the file
     meta = ckpt.get("feature_meta") or {}
     settings = get_settings()
     # the checkpoint decides how features are made; the command line may only fill what it lacks

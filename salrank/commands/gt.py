@@ -1,7 +1,9 @@
 """``salrank gt``: ground-truth ranks (RA-SRGT or a baseline) of object boxes from fixations.
 
 Boxes come in the COCO detection-results format, ``[{"image_id": <COCO id or file stem>,
-"bbox": [x, y, w, h], "score": s}, ...]``; within an image the list order is the box order.
+"bbox": [x, y, w, h], "score": s}, ...]``, or as a COCO ground-truth file (``{"images": [...],
+"annotations": [...]}``, e.g. the shipped ``salicon_examples/boxes.json``); within an image the
+file's order is the box order.
 The output maps each image's file stem to ``{"boxes": [[x1, y1, x2, y2], ...] (clipped to the
 image), "scores": [...], "ranks": [...]}`` (rank 1 = most salient, 0 = not salient).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from salrank.commands import CommandError
+from salrank.commands import CommandError, check_output_file
 from salrank.io import atomic_write_json
 
 
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--fixations", required=True, type=Path,
                    help="SALICON fixations (2015 JSON file or folder of 2017 .mat files)")
-    p.add_argument("--boxes", required=True, type=Path, help="boxes, COCO detection-results JSON")
+    p.add_argument("--boxes", required=True, type=Path, help="boxes: COCO detection results or a COCO ground-truth file (JSON)")
     p.add_argument("--method", default="ra-srgt", choices=METHODS, help="scoring method (default: ra-srgt)")
     p.add_argument("--gamma", type=float, default=DEFAULT_GAMMA, help=f"RA-SRGT gamma (default {DEFAULT_GAMMA})")
     p.add_argument("--beta", type=float, default=DEFAULT_BETA, help=f"RA-SRGT beta (default {DEFAULT_BETA})")
@@ -46,9 +48,12 @@ def read_detection_boxes(path: Path, fixations: dict) -> dict[str, list[list[flo
         raise CommandError(f"boxes file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CommandError(f"{path}: cannot read JSON ({exc})") from None
-    if not isinstance(entries, list):
-        raise CommandError(f"{path}: expected a list of detections [{{\"image_id\", \"bbox\", \"score\"}}, ...]")
     stem_of_id = {str(fx.image_id): stem for stem, fx in fixations.items() if fx.image_id is not None}
+    if isinstance(entries, dict) and "images" in entries:
+        return _ground_truth_boxes(path, fixations, stem_of_id)
+    if not isinstance(entries, list):
+        raise CommandError(f"{path}: expected a list of detections [{{\"image_id\", \"bbox\", \"score\"}}, ...] "
+                           "or a COCO ground-truth file {\"images\": [...], \"annotations\": [...]}")
     boxes: dict[str, list[list[float]]] = {}
     unknown: list[str] = []
     for k, entry in enumerate(entries):
@@ -70,11 +75,37 @@ def read_detection_boxes(path: Path, fixations: dict) -> dict[str, list[list[flo
             unknown.append(key)
             continue
         boxes.setdefault(stem, []).append([x, y, x + w, y + h])
+    _check_unknown(path, unknown)
+    return boxes
+
+
+def _ground_truth_boxes(path: Path, fixations: dict, stem_of_id: dict) -> dict[str, list[list[float]]]:
+    """Boxes of a COCO ground-truth file (``images`` + ``annotations``), keyed like the fixations."""
+    from salrank.data.sample import load_coco_boxes
+
+    try:
+        by_stem = load_coco_boxes(path)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    boxes: dict[str, list[list[float]]] = {}
+    unknown: list[str] = []
+    for stem, arr in by_stem.items():
+        if len(arr) == 0:
+            continue
+        key = stem if stem in fixations else stem_of_id.get(stem)
+        if key is None:
+            unknown.append(stem)
+            continue
+        boxes[key] = arr.tolist()
+    _check_unknown(path, unknown)
+    return boxes
+
+
+def _check_unknown(path: Path, unknown: list[str]) -> None:
     if unknown:
         distinct = sorted(set(unknown))
         shown = ", ".join(distinct[:5]) + (" ..." if len(distinct) > 5 else "")
         raise CommandError(f"{path}: {len(distinct)} image id(s) have no fixations in the fixations file: {shown}")
-    return boxes
 
 
 def _finite(v: float) -> bool:
@@ -86,7 +117,10 @@ def run(args) -> int:
 
     from salrank.data import load_salicon
     from salrank.gt import relabel_dataset
+    from salrank.gt.scores import check_options
 
+    check_output_file(args.out)
+    check_options(args.method, args.gamma, args.beta, sigma=args.sigma, threshold=args.threshold)
     try:
         fixations = load_salicon(args.fixations, progress=not args.no_progress)
     except FileNotFoundError as exc:

@@ -2,6 +2,9 @@
 
 Writes the COCO detection-results format (``image_id`` = file stem, ``bbox`` = ``[x, y, w, h]``
 pixels) after the paper's filtering; an interrupted run resumes from ``OUT.partial.jsonl``.
+Unreadable images are reported, skipped and listed in ``OUT.skipped.json`` (``--strict``: stop
+at the first one). Random weights (``--random-init``, or missing weights on the ``sample``
+profile) come from ``--seed``, recorded in the resume header: a resume with another seed is refused.
 
 Examples::
 
@@ -12,15 +15,18 @@ Examples::
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-from salrank.commands import CommandError
+from salrank.commands import CommandError, check_output_file
 
 SAMPLES = ("salicon", "synthsal")
 SPLITS = ("train", "val", "test", "all")
 
 
 def register(subparsers) -> None:
+    from salrank.data.images import DEFAULT_MAX_SIDE
     from salrank.proposals.filtering import DEFAULTS
 
     p = subparsers.add_parser(
@@ -47,7 +53,12 @@ def register(subparsers) -> None:
     p.add_argument("--random-init", action="store_true",
                    help="random weights (no download; for smoke tests, the proposals are meaningless)")
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector score threshold")
-    p.add_argument("--seed", type=int, default=0, help="seed of the oracle detector's noise")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of random weights (--random-init) and of the oracle detector's noise (default 0)")
+    p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+                   help=f"scale images down to this longer side (pixels) before the detector; 0 = never "
+                        f"(default {DEFAULT_MAX_SIDE})")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image (default: skip it)")
     f = p.add_argument_group("filtering (the paper's rules)")
     f.add_argument("--no-filter", action="store_true", help="keep the raw detections")
     f.add_argument("--max-area-frac", type=float, default=DEFAULTS["max_area_frac"])
@@ -100,8 +111,23 @@ def run(args) -> int:
         return 0
     if args.out is None or (args.images is None and args.sample is None):
         raise CommandError("give --out FILE and one of --images DIR or --sample")
-    if args.batch_size < 1:
-        raise CommandError("--batch-size must be >= 1")
+    from salrank.errors import check_int, check_number
+    from salrank.proposals.filtering import check_filter_options
+
+    check_number("score_threshold", args.score_threshold, 0.0, 1.0)
+    check_int("batch_size", args.batch_size, 1)
+    check_int("seed", args.seed, 0)
+    check_int("max_side", args.max_side, 0)
+    check_output_file(args.out)
+    filter_options = {
+        "max_area_frac": args.max_area_frac,
+        "min_area": args.min_area,
+        "min_side": args.min_side,
+        "min_area_frac": args.min_area_frac,
+        "iou_threshold": args.iou_threshold,
+        "top_n": args.top_n,
+    }
+    check_filter_options(**filter_options)
     try:
         name = detector_info(args.detector).name
     except KeyError as exc:
@@ -132,25 +158,33 @@ def run(args) -> int:
 
     kwargs = {"score_threshold": args.score_threshold, "batch_size": args.batch_size}
     if name == "oracle":
-        kwargs.update(true_boxes=true_boxes, seed=args.seed, score_threshold=0.0)
+        kwargs.update(true_boxes=true_boxes, score_threshold=0.0)
     try:
-        detector = create_detector(name, pretrained=not args.random_init, weights=args.weights, device=args.device,
-                                   **kwargs)
-    except (WeightsNotFoundError, ImportError) as exc:
+        try:
+            detector = create_detector(name, pretrained=not args.random_init, weights=args.weights,
+                                       device=args.device, seed=args.seed, **kwargs)
+        except WeightsNotFoundError as exc:
+            from salrank.config import get_settings
+
+            if args.weights is not None or get_settings().profile != "sample":
+                raise
+            print(f"note: {str(exc).splitlines()[0].rstrip('.')}; the sample profile falls back to random weights "
+                  f"(seed {args.seed}): the proposals are meaningless (SALRANK_PROFILE=full makes this an error)")
+            detector = create_detector(name, pretrained=False, device=args.device, seed=args.seed, **kwargs)
+    except ImportError as exc:
         raise CommandError(str(exc)) from None
-    filter_options = {
-        "max_area_frac": args.max_area_frac,
-        "min_area": args.min_area,
-        "min_side": args.min_side,
-        "min_area_frac": args.min_area_frac,
-        "iou_threshold": args.iou_threshold,
-        "top_n": args.top_n,
-    }
     try:
         out = generate_proposals(detector, images, args.out, batch_size=args.batch_size,
                                  filter_options=filter_options, apply_filter=not args.no_filter,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, max_side=args.max_side,
+                                 on_error="raise" if args.strict else "skip",
+                                 log=lambda message: print(message, file=sys.stderr))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    print(f"wrote proposals for {len(images)} image(s) to {out}")
+    from salrank.proposals.generate import skipped_path
+
+    skipped = skipped_path(out)
+    n_skipped = len(json.loads(skipped.read_text(encoding="utf-8"))) if skipped.is_file() else 0
+    note = f"; skipped {n_skipped} unreadable image(s), listed in {skipped}" if n_skipped else ""
+    print(f"wrote proposals for {len(images) - n_skipped} image(s) to {out}{note}")
     return 0

@@ -1,9 +1,14 @@
 """``salrank rank``: rank the salient objects of new images end to end.
 
 detector -> the paper's proposal filtering -> UNISAL + CNN features -> FOSRNet -> ranks
-(1 = most salient). Without ``--checkpoint`` the ranker is untrained. Offline without pretrained
-weights this fails at once, naming the missing file; ``--no-pretrained`` runs every model with
-random weights (smoke tests only: the ranks are meaningless).
+(1 = most salient). Without ``--checkpoint`` the ranker is untrained. Missing pretrained weights:
+on the ``sample`` profile every model falls back to seeded random weights (a note says so and
+the output records ``"pretrained": false``); on the ``full`` profile the command fails at once,
+naming the missing file. ``--no-pretrained`` asks for random weights (smoke tests only: the
+ranks are meaningless); random weights come from ``--seed`` (default 0), so a rerun repeats them.
+Images that cannot be read are reported, skipped and listed under ``"skipped"`` in the output
+(``--strict``: fail instead). Images with a side above ``--max-side`` pixels are scaled down
+before the networks; the boxes are given in the file's pixels.
 
 Example::
 
@@ -12,13 +17,16 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
-from salrank.commands import CommandError
+from salrank.commands import CommandError, check_output_file
 
 
 def register(subparsers) -> None:
+    from salrank.data.images import DEFAULT_MAX_SIDE
+
     p = subparsers.add_parser("rank", help="rank the salient objects of images end to end",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -30,42 +38,119 @@ def register(subparsers) -> None:
     p.add_argument("--overlay", type=Path, default=None,
                    help="save the image with ranked boxes (with several images: IMAGE stem appended)")
     p.add_argument("--no-pretrained", action="store_true", help="random weights everywhere (smoke tests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random initialisation (default 0)")
+    p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+                   help=f"scale images down to this longer side (pixels) before the networks; 0 = never "
+                        f"(default {DEFAULT_MAX_SIDE})")
+    p.add_argument("--strict", action="store_true", help="fail if any image cannot be read (default: skip it)")
     p.add_argument("--device", default=None)
     p.set_defaults(func=run)
 
 
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def read_images(paths, max_side: int | None, strict: bool, log=_warn):
+    """``(loaded, skipped)``: ``loaded`` = ``[(path, rgb image, (sx, sy))]`` of the readable
+    images (see :func:`salrank.data.images.load_image_bounded`), ``skipped`` = ``[{"image",
+    "error"}]`` of the others, each reported through ``log``. ``strict``: the first unreadable
+    image raises :class:`CommandError` (after all were tried, naming every bad file)."""
+    from salrank.data.images import ImageReadError, load_image_bounded
+
+    loaded, skipped = [], []
+    for path in paths:
+        try:
+            image, scale = load_image_bounded(path, max_side or None)
+        except ImageReadError as exc:
+            skipped.append({"image": str(path), "error": str(exc)})
+            if not strict:
+                log(f"skipped: {exc}")
+            continue
+        loaded.append((Path(path), image, scale))
+    if strict and skipped:
+        raise CommandError(f"{len(skipped)} image(s) cannot be read (--strict): "
+                           + "; ".join(s["error"] for s in skipped))
+    return loaded, skipped
+
+
+def _to_file_pixels(result, scale: tuple[float, float], size: tuple[int, int]):
+    """``result`` with its boxes and image size in the file's pixels (``size`` = (height, width))."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    factor = np.array([scale[0], scale[1], scale[0], scale[1]], dtype=np.float64)
+    return replace(result, boxes=result.boxes * factor, image_size=tuple(int(v) for v in size))
+
+
+def _build_pipeline(args, pretrained: bool):
+    from salrank.fosrnet.pipeline import RankingPipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return RankingPipeline.from_checkpoint(
+            args.checkpoint, detector=args.detector, pretrained=pretrained,
+            backbone=args.backbone, device=args.device, seed=args.seed)
+
+
 def run(args) -> int:
-    from salrank.fosrnet.pipeline import RankingPipeline, draw_ranking
+    from salrank.config import get_settings
+    from salrank.data.images import image_size
+    from salrank.errors import check_int
+    from salrank.fosrnet.pipeline import draw_ranking
     from salrank.io import atomic_write_json
     from salrank.weights import WeightsNotFoundError
 
-    missing = [str(p) for p in args.images if not p.is_file()]
-    if missing:
-        raise CommandError(f"image not found: {', '.join(missing)}")
+    check_int("seed", args.seed, 0)
+    check_int("max_side", args.max_side, 0)
+    check_output_file(args.out)
+    if args.overlay is not None:
+        check_output_file(args.overlay, "--overlay")
+    if args.checkpoint is not None:  # a bad checkpoint fails before any image or model is loaded
+        from salrank.fosrnet.train import read_checkpoint
+
+        read_checkpoint(args.checkpoint)
+    loaded, skipped = read_images(args.images, args.max_side, args.strict)
+    if not loaded:
+        raise CommandError("no image can be read: " + "; ".join(s["error"] for s in skipped))
+    pretrained = not args.no_pretrained
+    fallback = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            pipeline = RankingPipeline.from_checkpoint(
-                args.checkpoint, detector=args.detector, pretrained=not args.no_pretrained,
-                backbone=args.backbone, device=args.device)
+        pipeline = _build_pipeline(args, pretrained)
     except WeightsNotFoundError as exc:
-        raise CommandError(str(exc)) from None
-    except (FileNotFoundError, KeyError, ValueError, ImportError) as exc:
+        if get_settings().profile != "sample":
+            raise
+        fallback = str(exc).splitlines()[0].rstrip(".")
+        print(f"note: {fallback}; the sample profile falls back to random weights (seed {args.seed}): "
+              "the ranks are meaningless (SALRANK_PROFILE=full makes this an error)")
+        pretrained = False
+        pipeline = _build_pipeline(args, pretrained)
+    except KeyError as exc:
+        raise CommandError(exc.args[0]) from None
+    except (ValueError, ImportError) as exc:
         raise CommandError(str(exc)) from None
     if args.no_pretrained:
         print("note: random weights everywhere (--no-pretrained): the ranks are meaningless")
     if args.checkpoint is None:
         print("note: no --checkpoint: the ranker is untrained")
     print(f"feature networks: {pipeline.weights.label}")
-    results = pipeline.rank([str(p) for p in args.images])
-    atomic_write_json(args.out, {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
-                                 "pretrained": not args.no_pretrained, "weights": pipeline.weights.to_dict(),
-                                 "images": [r.to_dict() for r in results]})
-    print(f"ranked {sum(len(r.ranks) for r in results)} proposals in {len(results)} image(s): {args.out}")
+    results = pipeline.rank([image for _, image, _ in loaded], names=[p.name for p, _, _ in loaded])
+    in_file = [_to_file_pixels(r, scale, image_size(path)) for r, (path, _, scale) in zip(results, loaded, strict=True)]
+    record = {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
+              "pretrained": pretrained, "weights": pipeline.weights.to_dict(), "seed": args.seed, "max_side": args.max_side,
+              "images": [r.to_dict() for r in in_file], "skipped": skipped}
+    if fallback:
+        record["fallback"] = fallback
+    atomic_write_json(args.out, record)
+    summary = f"ranked {sum(len(r.ranks) for r in results)} proposals in {len(results)} image(s)"
+    if skipped:
+        summary += f", skipped {len(skipped)} unreadable: {', '.join(Path(s['image']).name for s in skipped)}"
+    print(f"{summary}: {args.out}")
     if args.overlay is not None:
-        for path, result in zip(args.images, results, strict=True):
-            target = args.overlay if len(results) == 1 else args.overlay.with_name(
+        for (path, image, _), result in zip(loaded, results, strict=True):
+            target = args.overlay if len(args.images) == 1 else args.overlay.with_name(
                 f"{args.overlay.stem}_{path.stem}{args.overlay.suffix}")
-            draw_ranking(path, result, target)
+            draw_ranking(image, result, target)
             print(f"overlay: {target}")
     return 0

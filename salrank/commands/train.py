@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from salrank.commands import CommandError
+from salrank.commands import CommandError, check_output_dir
 from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
 
 DATASETS = ("synthsal", "salicon", "salicon-examples")
@@ -88,6 +88,23 @@ def register(subparsers) -> None:
 PRETRAINED = {"auto": "auto", "yes": True, "no": False}
 
 
+def check_data_arguments(args) -> None:
+    """Fail at once, naming the option and its range, on a bad number among the data arguments."""
+    from salrank.errors import check_int
+    from salrank.gt.scores import check_options
+
+    check_int("top_n", args.top_n, 1)
+    check_options("ra-srgt", args.gamma, args.beta)
+    check_int("crop_size", args.crop_size, 32)
+    if args.limit is not None:
+        check_int("limit", args.limit, 1)
+    if args.unisal_size is not None:
+        for value in args.unisal_size:
+            check_int("unisal_size", value, 32)
+            if value % 32:
+                raise CommandError(f"--unisal-size must be multiples of 32, got {args.unisal_size}")
+
+
 def resolve_defaults(args, settings) -> None:
     """Fill the profile's defaults (:func:`salrank.profiles.get_profile`) into ``args``; ``args.pretrained``
     becomes ``True``, ``False`` or ``"auto"``."""
@@ -152,6 +169,10 @@ def run(args) -> int:
     from salrank.fosrnet.model import FOSRNetConfig
     from salrank.fosrnet.train import Trainer, train_config
 
+    check_data_arguments(args)
+    check_output_dir(args.out)
+    config = train_config(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          alpha=args.alpha, patience=args.patience, seed=args.seed)  # InvalidOptionError: exit 2
     settings = get_settings()
     resolve_defaults(args, settings)
     psm, cnn = load_extractors(args, settings)
@@ -163,11 +184,6 @@ def run(args) -> int:
 
     model_config = replace(base, appearance_dim=cnn.dim, head=args.head, normalize=args.normalize,
                            use_geometry=args.geometry)
-    try:
-        config = train_config(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                              alpha=args.alpha, patience=args.patience, seed=args.seed)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     meta = {**train.features.meta, "dataset_name": args.dataset, "detector": args.detector, "top_n": args.top_n,
             "gamma": args.gamma, "beta": args.beta}
     trainer = Trainer(model_config, config, train, val, args.out, feature_meta=meta, progress=not args.no_progress,

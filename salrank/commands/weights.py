@@ -1,7 +1,7 @@
 """``salrank weights``: list, download and verify the pretrained files the project uses.
 
 ``list`` shows each registered file, where it was found (explicit ``SALRANK_WEIGHTS`` folder or
-the torch hub cache) or ``missing``, and its checksum status; ``download`` fetches missing files
+the torch hub cache) or ``missing`` with the path where it is expected, and its checksum status; ``download`` fetches missing files
 (offline: the error says where to put them); ``verify`` checks SHA-256 digests (prefixes for the
 torchvision/effdet files, whose names carry them).
 """
@@ -36,6 +36,14 @@ def _find(spec):
     return next((c for c in candidate_paths(spec) if c.is_file()), None)
 
 
+def _expected(spec):
+    """Where ``spec``'s file is expected: the ``SALRANK_WEIGHTS`` folder when set, else the torch
+    hub cache (where downloads go)."""
+    from salrank.weights import candidate_paths
+
+    return candidate_paths(spec)[0]
+
+
 def _status(spec, path, compute: bool) -> str:
     from salrank.weights import verify
 
@@ -65,15 +73,17 @@ def run(args) -> int:
         rows = []
         for spec in list_weights():
             path = _find(spec)
+            expected = _expected(spec)
             rows.append({"name": spec.name, "file": spec.filename, "path": str(path) if path else None,
-                         "checksum": _status(spec, path, compute), "url": spec.url})
+                         "expected": str(expected), "checksum": _status(spec, path, compute), "url": spec.url})
         if getattr(args, "json", False):
             print(json.dumps(rows, indent=2))
             return 0
         name_w = max(len(r["name"]) for r in rows)
         file_w = max(len(r["file"]) for r in rows)
         for r in rows:
-            print(f"{r['name']:{name_w}s}  {r['file']:{file_w}s}  {r['path'] or 'missing'}  [{r['checksum']}]")
+            where = r["path"] or f"missing (put it at {r['expected']})"
+            print(f"{r['name']:{name_w}s}  {r['file']:{file_w}s}  {where}  [{r['checksum']}]")
         return 0
 
     if args.action == "download":

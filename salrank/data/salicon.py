@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from salrank.errors import UserFacingError
 from salrank.io import atomic_output
 
 __all__ = [
@@ -54,7 +55,7 @@ CACHE_VERSION = 2
 _STEM_ID = re.compile(r"(\d+)$")
 
 
-class SaliconFormatError(ValueError):
+class SaliconFormatError(ValueError, UserFacingError):
     """A SALICON file is malformed; the message names the file and the offending field."""
 
 
@@ -489,28 +490,34 @@ def _write_cache(target: Path, parsed: _Parsed, signature: str) -> None:
 
 
 def _read_cache(target: Path, signature: str) -> _Parsed | None:
-    if not target.is_file():
-        return None
-    try:
-        with np.load(target, allow_pickle=False) as z:
-            if str(z["signature"]) != signature:
-                return None
-            n = int(z["stems"].shape[0])
-            has_id, has_name = z["has_image_id"], z["has_file_name"]
-            ids, names = z["image_ids"].tolist(), z["file_names"].tolist()
-            return _Parsed(
-                stems=z["stems"].tolist() if n else [],
-                points=z["points"].astype(np.float64).reshape(-1, 2),
-                observer=z["observer"].astype(np.int64),
-                offsets=z["offsets"],
-                heights=z["heights"],
-                widths=z["widths"],
-                image_ids=[ids[i] if has_id[i] else None for i in range(n)],
-                file_names=[names[i] if has_name[i] else None for i in range(n)],
-                n_dropped=int(z["n_dropped"]),
-            )
-    except (OSError, KeyError, ValueError, EOFError):
-        return None  # unreadable or from another layout: rebuilt by the caller
+    """The parsed entry, ``None`` when missing or for another source (stale); a damaged entry is
+    discarded with a warning (:func:`salrank.cache.read_cache_entry`)."""
+    from salrank.cache import read_cache_entry
+
+    return read_cache_entry(target, lambda path: _read_cache_file(path, signature), what="parsed-fixations cache")
+
+
+def _read_cache_file(target: Path, signature: str) -> _Parsed | None:
+    with np.load(target, allow_pickle=False) as z:
+        if str(z["signature"]) != signature:
+            return None
+        n = int(z["stems"].shape[0])
+        has_id, has_name = z["has_image_id"], z["has_file_name"]
+        ids, names = z["image_ids"].tolist(), z["file_names"].tolist()
+        offsets, points = z["offsets"], z["points"]
+        if len(offsets) != n + 1 or (n and int(offsets[-1]) != len(points)):
+            raise ValueError("inconsistent offsets")
+        return _Parsed(
+            stems=z["stems"].tolist() if n else [],
+            points=z["points"].astype(np.float64).reshape(-1, 2),
+            observer=z["observer"].astype(np.int64),
+            offsets=z["offsets"],
+            heights=z["heights"],
+            widths=z["widths"],
+            image_ids=[ids[i] if has_id[i] else None for i in range(n)],
+            file_names=[names[i] if has_name[i] else None for i in range(n)],
+            n_dropped=int(z["n_dropped"]),
+        )
 
 
 def _resolve_cache_root(cache: bool | str | os.PathLike) -> Path | None:

@@ -858,6 +858,25 @@ def load_synthsal(root: str | os.PathLike, split: str, *, cache: bool | str | os
     )
 
 
+def _check_complete(root: Path, spec: dict) -> bool:
+    """Raise ``ValueError`` unless ``root`` holds the complete dataset of ``spec``: the manifest,
+    both JSON files of every split (parsed, with one entry per scene) and every image file (non-empty)."""
+    manifest = _read_json(root / _MANIFEST)
+    if manifest != spec:
+        return False  # another dataset: generate_dataset decides
+    for split, n in spec["splits"].items():
+        objects = _read_json(root / f"objects_{split}.json")
+        fixations = _read_json(root / f"fixations_{split}.json")
+        if not isinstance(objects, dict) or len(objects.get("images", [])) != n or not fixations:
+            raise ValueError(f"split {split}: {n} scenes expected")
+        if spec.get("write_images"):
+            for image in objects["images"]:
+                path = root / "images" / split / image["file_name"]
+                if not path.is_file() or path.stat().st_size == 0:
+                    raise ValueError(f"missing or empty image {path}")
+    return True
+
+
 def sample_synthsal(settings=None, *, progress: bool = True) -> SynthSalDataset:
     """The sample-profile dataset (400/100/100 scenes, seed 0, default config, JPEG images).
 
@@ -870,6 +889,10 @@ def sample_synthsal(settings=None, *, progress: bool = True) -> SynthSalDataset:
     cfg = SynthSalConfig()
     spec = _dataset_spec(SAMPLE_SPLITS, 0, cfg, True, "jpg")
     root = cache_dir("synthsal", spec["config_hash"], settings=settings)
+    from salrank.cache import read_cache_entry
+
+    # a damaged sample loses its manifest (with a warning), so generate_dataset makes it afresh
+    read_cache_entry(root / _MANIFEST, lambda _: _check_complete(root, spec), what="SynthSal sample cache")
     return generate_dataset(root, **{f"n_{k}": v for k, v in SAMPLE_SPLITS.items()}, seed=0, config=cfg,
                             progress=progress)
 

@@ -52,6 +52,7 @@ from PIL import Image
 from torch import nn
 from torchvision.ops import roi_align
 
+from salrank.cache import read_cache_entry
 from salrank.io import atomic_output, atomic_write_json
 from salrank.models.backbones import AppearanceBackbone, WeightsIdentity
 
@@ -355,8 +356,8 @@ class FeatureStore:
             raise FileNotFoundError(f"{path}: no manifest.json (missing or unfinished feature cache)")
         meta = json.loads(manifest.read_text(encoding="utf-8"))
         info = json.loads((path / "images.json").read_text(encoding="utf-8"))
-        arrays = {key: np.load(path / f"{key}.npy", mmap_mode="r") for key in FIELDS}
-        offsets = np.load(path / "offsets.npy")
+        arrays = {key: np.load(path / f"{key}.npy", mmap_mode="r", allow_pickle=False) for key in FIELDS}
+        offsets = np.load(path / "offsets.npy", allow_pickle=False)
         return cls(arrays, offsets, info["stems"], info["image_sizes"], meta, path)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -518,8 +519,10 @@ def extract_features(
     else:
         root = Path(cache)
     directory = root / f"{_safe(label)}-{key}"
-    if (directory / "manifest.json").is_file():
-        return FeatureStore.load(directory)
+    if (directory / "manifest.json").is_file():  # complete; damaged: discarded with a warning and rebuilt
+        store = read_cache_entry(directory, FeatureStore.load, what="feature cache")
+        if store is not None:
+            return store
     directory.mkdir(parents=True, exist_ok=True)
     n_chunks = -(-len(items) // chunk_size)
     with tqdm(total=len(items), desc=f"features {label}", unit="img", disable=not progress) as bar:
@@ -554,19 +557,15 @@ def _save_chunk(path: Path, store: FeatureStore) -> None:
 
 
 def _load_chunk(path: Path) -> FeatureStore:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return FeatureStore({k: z[k] for k in FIELDS}, z["offsets"], [str(s) for s in z["stems"]],
                             z["image_sizes"])
 
 
 def _chunk_ok(path: Path, stems: list[str]) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        with np.load(path) as z:
-            return [str(s) for s in z["stems"]] == stems
-    except (OSError, ValueError, KeyError):
-        return False
+    """``path`` holds the features of ``stems``, intact (a damaged chunk is discarded with a warning)."""
+    stored = read_cache_entry(path, lambda p: _load_chunk(p).stems, what="feature cache chunk")
+    return stored == stems
 
 
 def clear_cache(path: str | os.PathLike) -> None:

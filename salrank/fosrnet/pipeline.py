@@ -61,12 +61,14 @@ class RankingPipeline:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, *, detector: str | None = "efficientdet_d0",
                         pretrained: bool = True, backbone: str = "resnet101", device=None,
-                        detector_kwargs: Mapping | None = None, log=print) -> RankingPipeline:
+                        detector_kwargs: Mapping | None = None, log=print, seed: int = 0) -> RankingPipeline:
         """Build the pipeline; the detector is created first, so missing weights fail fast.
 
         ``detector=None``: no detector (for :meth:`rank_boxes` on given boxes only).
         ``pretrained=False``: every model random (smoke tests; meaningless ranks). Without a
         ``checkpoint`` the ranker is an untrained FOSRNet on ``backbone`` features (a warning says so).
+        ``seed``: every random initialisation (detector, extractors without pretrained weights,
+        the untrained ranker) comes from it, so a random-weight run repeats exactly.
         Raises :class:`salrank.weights.WeightsNotFoundError` when a pretrained file is missing.
         """
         from salrank.proposals import create_detector
@@ -75,6 +77,7 @@ class RankingPipeline:
         kwargs = dict(detector_kwargs or {})
         if not pretrained:
             kwargs.setdefault("score_threshold", 0.0)
+        kwargs.setdefault("seed", seed)
         det = None if detector is None else create_detector(detector, pretrained=pretrained, device=device, **kwargs)
         meta: dict = {}
         if checkpoint is not None:
@@ -87,7 +90,7 @@ class RankingPipeline:
         config = FeatureConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                                   for k, v in (meta.get("config") or {}).items()})
         bb_name = meta.get("backbone", backbone)
-        options = {"pretrained": pretrained, "seed": 0}
+        options = {"pretrained": pretrained, "seed": seed}
         if meta.get("weights"):
             trained_on = WeightsIdentity.from_dict(meta["weights"])
             if pretrained:
@@ -101,7 +104,7 @@ class RankingPipeline:
 
             warnings.warn("no checkpoint: the ranker is an untrained FOSRNet (random ranks)", stacklevel=2)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+                torch.manual_seed(seed)
                 model = create_fosrnet(appearance_dim=cnn.dim)
         else:
             from salrank.fosrnet.features import module_fingerprint

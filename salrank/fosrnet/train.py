@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from salrank.errors import UserFacingError, check_int, check_number
 from salrank.fosrnet.acb import circulative_sequences_batched
 from salrank.fosrnet.losses import (
     DEFAULT_ALPHA,
@@ -49,11 +50,14 @@ from salrank.io import atomic_output, atomic_write_text
 __all__ = [
     "GROUPINGS",
     "PRESETS",
+    "CheckpointError",
+    "CheckpointNotFoundError",
     "SequenceDataset",
     "TrainConfig",
     "Trainer",
     "epoch_seed",
     "load_checkpoint",
+    "read_checkpoint",
     "train_config",
 ]
 
@@ -94,8 +98,16 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.optimizer: 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ValueError(f"TrainConfig.schedule: 'step', 'cosine' or 'constant', got {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("TrainConfig: epochs >= 1, batch_size >= 1 and lr > 0 required")
+        for name in ("epochs", "batch_size", "step_size"):
+            check_int(name, getattr(self, name), 1)
+        check_int("seed", self.seed, 0)
+        if self.patience is not None:
+            check_int("patience", self.patience, 0)
+        check_number("lr", self.lr, 0.0, low_open=True)
+        check_number("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_number("step_gamma", self.step_gamma, 0.0, 1.0, low_open=True)
+        for name in ("weight_decay", "alpha", "margin"):
+            check_number(name, getattr(self, name), 0.0)
 
 
 PRESETS: dict[str, dict] = {
@@ -222,25 +234,70 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The RNG states as tensors and plain Python values (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                      float(cached)],
+            "python": random.getstate()}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+
+
+class CheckpointError(UserFacingError, ValueError):
+    """A checkpoint file is missing, damaged, not a salrank checkpoint, or would need to run code
+    to load; the message names the file."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No file at the checkpoint path."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint dict in ``path``, loaded with ``torch.load(weights_only=True)``: tensors and
+    plain Python data only, so a file whose pickle would build other objects (and could run
+    code) is refused without running anything.
+
+    Raises:
+        CheckpointError: missing, truncated or foreign file, or one that needs more than plain data.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+            raise CheckpointError(f"{path}: refused: loading it needs Python objects beyond tensors and plain "
+                                  "data (its pickle could run code); salrank checkpoints never do") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or another format: {first})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+        raise CheckpointError(f"{path}: not a salrank training checkpoint (no 'model' and 'model_config')")
+    return ckpt
 
 
 def load_checkpoint(path: str | os.PathLike, device=None) -> tuple[FOSRNet, dict]:
-    """A model (eval mode) and the checkpoint dict (configs, history, ``feature_meta``) from ``path``."""
+    """A model (eval mode) and the checkpoint dict (configs, history, ``feature_meta``) from ``path``,
+    read safely (:func:`read_checkpoint`). Raises :class:`CheckpointError`."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"{path}: not a salrank training checkpoint")
-    model = FOSRNet(FOSRNetConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    ckpt = read_checkpoint(path)
+    try:
+        model = FOSRNet(FOSRNetConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: the checkpoint does not fit this version's model ({first})") from None
     if device is not None:
         model.to(device)
     return model.eval(), ckpt
@@ -313,7 +370,7 @@ class Trainer:
         """Load ``last.pt`` if present (returns whether it did); the configs must match."""
         if not self.last_path.is_file():
             return False
-        ckpt = torch.load(self.last_path, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(self.last_path)
         if ckpt["model_config"] != asdict(self.model_config):
             raise ValueError(f"{self.last_path}: the checkpoint's model configuration differs from this run's")
         saved = {k: v for k, v in ckpt["train_config"].items() if k != "epochs"}

@@ -9,8 +9,9 @@ fixations without boxes are ignored. Images are processed in sorted stem order.
 For the counting methods (``ra-srgt``, ``points``) the per-image work is one
 :func:`numpy.searchsorted` pass per axis and one 2-D prefix sum (:mod:`salrank.gt.counting`),
 then scores, ranks and labels are computed for all images at once; the map methods build one
-fixation map per image. Tables are cached under ``salrank.config.cache_dir("gt")`` as a pickle
-keyed by a hash of the inputs and parameters (written atomically).
+fixation map per image. Tables are cached under ``salrank.config.cache_dir("gt")`` as a NumPy
+``.npz`` of the columns (no pickles: reading a shared cache never runs code), keyed by a hash of
+the inputs and parameters (written atomically; a damaged entry is discarded and rebuilt).
 
 The 5-proposal group of the official code's class labels is the first ``group_size`` proposals
 of each image in box order; proposals after them get label -1, and an image with fewer
@@ -37,6 +38,7 @@ from salrank.gt.scores import (
     DEFAULT_GAMMA,
     METHODS,
     _check_parameters,
+    check_options,
     point_density_scores,
     ra_srgt_scores,
     score_objects,
@@ -193,9 +195,24 @@ def _cache_key(fixations: Mapping, boxes: Mapping, params: dict) -> str:
     return digest.hexdigest()
 
 
-def _write_pickle_atomic(frame: pd.DataFrame, target: Path) -> None:
+def _write_table(frame: pd.DataFrame, target: Path) -> None:
+    """Save a :func:`relabel_dataset` table as ``.npz`` columns (``image`` as text) + its attrs as JSON."""
+    columns = {c: (frame[c].to_numpy(dtype=str) if c == "image" else frame[c].to_numpy()) for c in COLUMNS}
     with atomic_output(target, "wb") as f:
-        frame.to_pickle(f)
+        np.savez(f, attrs=np.array(json.dumps(frame.attrs, sort_keys=True)), **columns)
+
+
+def _read_table(target: Path) -> pd.DataFrame:
+    """The table saved by :func:`_write_table` (``allow_pickle=False``: data only)."""
+    with np.load(target, allow_pickle=False) as z:
+        data = {c: z[c] for c in COLUMNS}
+        attrs = json.loads(str(z["attrs"]))
+    if len({len(v) for v in data.values()}) != 1:
+        raise ValueError("columns of different lengths")
+    data["image"] = pd.Series(data["image"].astype(object), dtype=object)
+    frame = pd.DataFrame(data)
+    frame.attrs.update(attrs)
+    return frame
 
 
 def relabel_dataset(fixations: Mapping, boxes: Mapping, *, method: str = "ra-srgt",
@@ -209,27 +226,25 @@ def relabel_dataset(fixations: Mapping, boxes: Mapping, *, method: str = "ra-srg
     ``score`` and ``rank`` (as :func:`salrank.gt.rank_objects` with the same ``method``,
     ``gamma``, ``beta`` and ``options``), ``label`` (official-code class label within the first
     ``group_size`` boxes, -1 after them). The parameters are stored in ``table.attrs``.
-    ``cache``: reuse/write a pickle in ``cache_dir("gt")`` keyed by the inputs and parameters.
+    ``cache``: reuse/write an ``.npz`` in ``cache_dir("gt")`` keyed by the inputs and parameters.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     unknown = set(options) - {"sigma", "threshold"}
     if unknown:
         raise TypeError(f"relabel_dataset() got unexpected option(s) {sorted(unknown)}; allowed: sigma, threshold")
-    if method == "ra-srgt":
-        _check_parameters(gamma, beta)
+    check_options(method, gamma, beta, **options)
     params = {"method": method, "gamma": float(gamma), "beta": float(beta), "group_size": int(group_size),
               **{k: float(v) for k, v in options.items()}}
     target = None
     if cache:
+        from salrank.cache import read_cache_entry
         from salrank.config import cache_dir
 
-        target = cache_dir("gt") / f"relabel-{_cache_key(fixations, boxes, params)}.pkl"
-        if target.is_file():
-            try:
-                return pd.read_pickle(target)
-            except Exception:  # a corrupt or incompatible entry: rebuild it
-                target.unlink(missing_ok=True)
+        target = cache_dir("gt") / f"relabel-{_cache_key(fixations, boxes, params)}.npz"
+        cached = read_cache_entry(target, _read_table, what="GT table cache")
+        if cached is not None:
+            return cached
 
     counts = count_dataset(fixations, boxes, progress=progress)
     if method == "ra-srgt":
@@ -256,5 +271,5 @@ def relabel_dataset(fixations: Mapping, boxes: Mapping, *, method: str = "ra-srg
     })
     frame.attrs.update(params)
     if target is not None:
-        _write_pickle_atomic(frame, target)
+        _write_table(frame, target)
     return frame

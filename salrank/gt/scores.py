@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from salrank.errors import check_number
 from salrank.gt.counting import _count, points_inside_image
 from salrank.gt.inputs import as_boxes, as_image_size, as_points, box_areas, clip_boxes
 from salrank.gt.ranking import ranks_from_scores
@@ -45,6 +46,7 @@ __all__ = [
     "map_scores",
     "binary_map_scores",
     "fixation_map_from_points",
+    "check_options",
 ]
 
 METHODS = ("ra-srgt", "points", "map-max", "map-avg", "binary-map")
@@ -136,6 +138,7 @@ def score_objects(points, boxes, image_size, method: str = "ra-srgt", gamma: flo
                   beta: float = DEFAULT_BETA, *, sigma: float = DEFAULT_SIGMA, fixation_map=None,
                   threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """The scores of :func:`rank_objects` alone (float64, ``(K,)``)."""
+    check_options(method, gamma, beta, sigma=sigma, threshold=threshold)
     size = as_image_size(image_size)
     pts = as_points(points)
     bxs = clip_boxes(as_boxes(boxes), size)
@@ -144,7 +147,6 @@ def score_objects(points, boxes, image_size, method: str = "ra-srgt", gamma: flo
         areas = box_areas(bxs)
         if method == "points":
             return point_density_scores(counts, areas)
-        _check_parameters(gamma, beta)
         return ra_srgt_scores(counts, points_inside_image(pts, size), areas, size[0] * size[1], gamma, beta)
     if method in ("map-max", "map-avg", "binary-map"):
         if fixation_map is None:
@@ -158,10 +160,24 @@ def score_objects(points, boxes, image_size, method: str = "ra-srgt", gamma: flo
 
 
 def _check_parameters(gamma: float, beta: float) -> None:
-    if not (np.isfinite(gamma) and gamma >= 0):
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    if not np.isfinite(beta):
-        raise ValueError(f"beta must be finite, got {beta!r}")
+    check_number("gamma", gamma, 0.0)
+    check_number("beta", beta)
+
+
+def check_options(method: str, gamma: float = DEFAULT_GAMMA, beta: float = DEFAULT_BETA, *,
+                  sigma: float = DEFAULT_SIGMA, threshold: float = DEFAULT_THRESHOLD) -> None:
+    """Raise :class:`salrank.errors.InvalidOptionError` (a ``ValueError``) naming the option and
+    its range unless: ``gamma`` finite ``>= 0`` and ``beta`` finite (``ra-srgt``); ``sigma``
+    finite ``>= 0`` pixels (map methods); ``threshold`` in ``[0, 1)`` (``binary-map``: the map is
+    scaled to ``[0, 1]`` and a pixel counts when ``> threshold``)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method == "ra-srgt":
+        _check_parameters(gamma, beta)
+    if method in ("map-max", "map-avg", "binary-map"):
+        check_number("sigma", sigma, 0.0)
+    if method == "binary-map":
+        check_number("threshold", threshold, 0.0, 1.0, high_open=True)
 
 
 def rank_objects(points, boxes, image_size, method: str = "ra-srgt", gamma: float = DEFAULT_GAMMA,

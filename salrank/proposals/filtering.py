@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FilterResult", "filter_proposals", "DEFAULTS"]
+__all__ = ["FilterResult", "filter_proposals", "check_filter_options", "DEFAULTS"]
 
 DEFAULTS = {
     "max_area_frac": 0.6,
@@ -58,6 +58,29 @@ class FilterResult:
         return self.num_dummies > 0
 
 
+def check_filter_options(**options) -> None:
+    """Raise :class:`salrank.errors.InvalidOptionError` (a ``ValueError``) naming the first option
+    of :func:`filter_proposals` outside its range: ``max_area_frac`` in ``(0, 1]``, ``min_area``
+    and ``min_side`` ``>= 0`` (pixels), ``min_area_frac`` and ``iou_threshold`` in ``[0, 1]``
+    (``iou_threshold`` may be ``None``), ``top_n`` an integer ``>= 1`` or ``None``, ``min_keep``
+    an integer ``>= 0``. Unknown names are a ``ValueError``."""
+    from salrank.errors import check_int, check_number
+
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown filter options {sorted(unknown)}")
+    bounds = {"max_area_frac": (0.0, 1.0, True), "min_area": (0.0, None, False), "min_side": (0.0, None, False),
+              "min_area_frac": (0.0, 1.0, False), "iou_threshold": (0.0, 1.0, False)}
+    for name, value in options.items():
+        if name in bounds and not (name == "iou_threshold" and value is None):
+            low, high, low_open = bounds[name]
+            check_number(name, value, low, high, low_open=low_open)
+    if options.get("top_n") is not None:
+        check_int("top_n", options["top_n"], 1)
+    if "min_keep" in options:
+        check_int("min_keep", options["min_keep"], 0)
+
+
 def filter_proposals(
     boxes,
     scores,
@@ -82,7 +105,7 @@ def filter_proposals(
         min_side: drop boxes whose shorter side (px) is below this.
         min_area_frac: drop boxes whose area is below this fraction of the image.
         iou_threshold: class-agnostic NMS: a box overlapping a higher-scoring kept box with IoU
-            above this is dropped (``None`` or ``>= 1`` to skip).
+            above this is dropped (``None`` or 1 to skip).
         top_n: keep at most this many (``None`` for all).
         min_keep: the number of proposals the ranker needs (padding flag).
     """
@@ -99,10 +122,8 @@ def filter_proposals(
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
     if len(image_size) != 2 or min(image_size) <= 0:
         raise ValueError(f"image_size must be (height, width) > 0, got {image_size}")
-    if not 0.0 < max_area_frac <= 1.0:
-        raise ValueError(f"max_area_frac must be in (0, 1], got {max_area_frac}")
-    if top_n is not None and top_n < 1:
-        raise ValueError(f"top_n must be >= 1 or None, got {top_n}")
+    check_filter_options(max_area_frac=max_area_frac, min_area=min_area, min_side=min_side,
+                         min_area_frac=min_area_frac, iou_threshold=iou_threshold, top_n=top_n, min_keep=min_keep)
     height, width = image_size
     image_area = float(height) * float(width)
 

@@ -9,6 +9,12 @@ image is done, ``<out>`` is written atomically as
 ``[{"image_id": <file stem>, "bbox": [x, y, w, h], "score": s, "category_id": c}, ...]`` (images
 sorted by stem, each image's proposals by descending score; pixels of the original image) and
 the sidecar is removed. Images with no proposal have no entry in the results list.
+
+Images larger than ``max_side`` pixels are scaled down before the detector (the boxes are mapped
+back to the file's pixels before filtering). With ``on_error="skip"`` an image that cannot be
+read is reported, recorded in the sidecar (so a resumed run does not retry it) and listed in
+``<out>.skipped.json`` (``[{"image_id", "path", "error"}]``, written only when some were skipped);
+``on_error="raise"`` (the default) stops at the first one.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from salrank.io import atomic_write_json
-from salrank.proposals.filtering import DEFAULTS, filter_proposals
+from salrank.proposals.filtering import DEFAULTS, check_filter_options, filter_proposals
 from salrank.proposals.registry import Detections, Detector
 
-__all__ = ["generate_proposals", "read_proposals", "sidecar_path", "images_in_dir", "IMAGE_SUFFIXES"]
+__all__ = ["generate_proposals", "read_proposals", "sidecar_path", "skipped_path", "images_in_dir", "IMAGE_SUFFIXES"]
 
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -35,6 +41,26 @@ def sidecar_path(out: str | os.PathLike) -> Path:
     """The JSON-lines file holding finished images while ``out`` is being generated."""
     out = Path(out)
     return out.with_name(out.name + ".partial.jsonl")
+
+
+def skipped_path(out: str | os.PathLike) -> Path:
+    """The list of unreadable images skipped while ``out`` was generated (``on_error="skip"``)."""
+    out = Path(out)
+    return out.with_name(out.name + ".skipped.json")
+
+
+def _header_difference(saved, header: dict) -> str:
+    """Which header fields differ, e.g. ``detector.init_seed: 0 -> 1``."""
+    if not isinstance(saved, dict):
+        return "no valid header"
+    diffs = []
+    for key in sorted(set(saved) | set(header)):
+        a, b = saved.get(key), header.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            diffs.append(f"{key}: {a!r} -> {b!r}")
+    return ", ".join(diffs)
 
 
 def images_in_dir(directory: str | os.PathLike) -> dict[str, Path]:
@@ -69,12 +95,13 @@ def _records(image_id: str, det: Detections) -> list[dict]:
     ]
 
 
-def _read_sidecar(path: Path, header: dict) -> dict[str, list[dict]]:
+def _read_sidecar(path: Path, header: dict) -> dict[str, dict]:
     """Finished images of an interrupted run; truncates a torn last line; checks the header."""
-    done: dict[str, list[dict]] = {}
+    done: dict[str, dict] = {}
     with open(path, "rb+") as f:
         good_end = 0
         first = True
+        line = 0
         for raw in iter(f.readline, b""):
             try:
                 if not raw.endswith(b"\n"):
@@ -82,15 +109,23 @@ def _read_sidecar(path: Path, header: dict) -> dict[str, list[dict]]:
                 entry = json.loads(raw)
             except ValueError:
                 break  # the write of this line was interrupted: drop it and anything after it
+            line += 1
             if first:
+                if not isinstance(entry, dict) or "header" not in entry:
+                    raise ValueError(f"{path}: line 1 is not a proposals resume header; "
+                                     "it is not this program's file: delete it to start again")
                 if entry.get("header") != header:
                     raise ValueError(
-                        f"{path} was started with other settings ({entry.get('header')}); "
+                        f"{path} was started with other settings ({_header_difference(entry.get('header'), header)}); "
                         f"delete it to start again, or rerun with those settings"
                     )
                 first = False
             else:
-                done[entry["image_id"]] = entry["detections"]
+                if not (isinstance(entry, dict) and isinstance(entry.get("image_id"), str)
+                        and (isinstance(entry.get("detections"), list) or isinstance(entry.get("error"), str))):
+                    raise ValueError(f"{path}: line {line} is not a proposals record "
+                                     "({\"image_id\", \"detections\"}); delete the file to start again")
+                done[entry["image_id"]] = entry
             good_end = f.tell()
         f.truncate(good_end)
     if first:  # not even a complete header: start afresh
@@ -108,6 +143,9 @@ def generate_proposals(
     apply_filter: bool = True,
     progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    max_side: int | None = None,
+    on_error: str = "raise",
+    log: Callable[[str], None] | None = print,
 ) -> Path:
     """Detect, filter and save proposals for ``images``; resumable (see the module docstring).
 
@@ -119,13 +157,19 @@ def generate_proposals(
         filter_options: keyword arguments of :func:`~salrank.proposals.filter_proposals`
             (its defaults = the paper's rules); ignored when ``apply_filter`` is false.
         on_batch: called as ``on_batch(done, total)`` after each batch is safely on disk.
+        max_side: scale images whose longer side exceeds this (pixels) down before the detector
+            (default :data:`salrank.data.images.DEFAULT_MAX_SIDE`; 0: never).
+        on_error: ``"raise"`` (an unreadable image raises
+            :class:`~salrank.data.images.ImageReadError`) or ``"skip"`` (see the module docstring).
+        log: where skipped images are reported (``None``: nowhere).
 
     Returns:
         the path of the results file.
     """
     from tqdm.auto import tqdm
 
-    from salrank.data.images import load_image
+    from salrank.data.images import DEFAULT_MAX_SIDE, ImageReadError, load_image_bounded
+    from salrank.errors import check_int
 
     if not isinstance(images, Mapping):
         paths = [Path(p) for p in images]
@@ -136,12 +180,14 @@ def generate_proposals(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(out)
-    if filter_options and set(filter_options) - set(DEFAULTS):
-        raise ValueError(f"unknown filter options {sorted(set(filter_options) - set(DEFAULTS))}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    max_side = check_int("max_side", DEFAULT_MAX_SIDE if max_side is None else max_side, 0)
+    check_filter_options(**(filter_options or {}))
     options = {**DEFAULTS, **(filter_options or {})} if apply_filter else None
     listing = "\n".join(f"{k}={p.resolve()}" for k, p in items).encode("utf-8")
     header = {"format": FORMAT_VERSION, "detector": detector.settings(), "filter": options,
-              "images": hashlib.sha256(listing).hexdigest()[:16]}
+              "images": hashlib.sha256(listing).hexdigest()[:16], "max_side": max_side}
     sidecar = sidecar_path(out)
     done = _read_sidecar(sidecar, header) if sidecar.exists() else {}
     todo = [(k, p) for k, p in items if k not in done]
@@ -156,16 +202,27 @@ def generate_proposals(
             f.flush()
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            pil = [load_image(p) for _, p in batch]
-            dets = detector.detect(pil, keys=[k for k, _ in batch], batch_size=batch_size)
-            lines = []
-            for (key, _), image, det in zip(batch, pil, dets, strict=True):
+            lines, readable = [], []
+            for key, path in batch:
+                try:
+                    readable.append((key, *load_image_bounded(path, max_side or None)))
+                except ImageReadError as exc:
+                    if on_error == "raise":
+                        raise
+                    if log is not None:
+                        log(f"skipped: {exc}")
+                    done[key] = {"image_id": key, "error": str(exc)}
+                    lines.append(json.dumps(done[key]) + "\n")
+            dets = detector.detect([im for _, im, _ in readable], keys=[k for k, _, _ in readable],
+                                   batch_size=batch_size) if readable else []
+            for (key, image, (sx, sy)), det in zip(readable, dets, strict=True):
+                if (sx, sy) != (1.0, 1.0):  # back to the file's pixels before the pixel-size rules
+                    det = Detections(det.boxes * np.array([sx, sy, sx, sy], np.float32), det.scores, det.labels)
                 if options is not None:
-                    det = det.select(filter_proposals(det.boxes, det.scores, (image.height, image.width),
-                                                      **options).keep)
-                records = _records(key, det)
-                done[key] = records
-                lines.append(json.dumps({"image_id": key, "detections": records}) + "\n")
+                    size = (round(image.height * sy), round(image.width * sx))
+                    det = det.select(filter_proposals(det.boxes, det.scores, size, **options).keep)
+                done[key] = {"image_id": key, "detections": _records(key, det)}
+                lines.append(json.dumps(done[key]) + "\n")
             f.write("".join(lines))
             f.flush()
             os.fsync(f.fileno())
@@ -173,7 +230,13 @@ def generate_proposals(
             if on_batch is not None:
                 on_batch(len(items) - len(todo) + start + len(batch), len(items))
 
-    results = [rec for key, _ in items for rec in done[key]]
+    results = [rec for key, _ in items for rec in done[key].get("detections", [])]
+    skipped = [{"image_id": key, "path": str(path), "error": done[key]["error"]} for key, path in items
+               if "error" in done[key]]
+    if skipped:
+        atomic_write_json(skipped_path(out), skipped, indent=1)
+    else:
+        skipped_path(out).unlink(missing_ok=True)
     atomic_write_json(out, results, separators=(",", ":"))
     sidecar.unlink()
     return out

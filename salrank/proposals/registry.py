@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,11 +106,11 @@ class Detector(abc.ABC):
     def __init__(self, *, device=None, score_threshold: float = 0.05, max_detections: int = 100,
                  batch_size: int = 8) -> None:
         from salrank.config import resolve_device
+        from salrank.errors import check_int, check_number
 
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        if max_detections < 1 or batch_size < 1:
-            raise ValueError("max_detections and batch_size must be >= 1")
+        check_number("score_threshold", score_threshold, 0.0, 1.0)
+        check_int("max_detections", max_detections, 1)
+        check_int("batch_size", batch_size, 1)
         self.device = resolve_device(device or _default_device())
         self.score_threshold = float(score_threshold)
         self.max_detections = int(max_detections)
@@ -214,8 +215,10 @@ def list_detectors(pattern: str | None = None) -> list[str]:
     return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 
-def create_detector(name: str, pretrained: bool = True, weights=None, device=None, **kwargs: Any) -> Detector:
-    """Build the detector ``name``.
+def create_detector(name: str, pretrained: bool = True, weights=None, device=None, seed: int = 0,
+                    **kwargs: Any) -> Detector:
+    """Build the detector ``name``; its randomly initialised layers (every layer with
+    ``pretrained=False``) come from ``seed``, recorded in ``settings()["init_seed"]`` when random.
 
     ``pretrained``: load its published weights through :mod:`salrank.weights` (raising
     :class:`salrank.weights.WeightsNotFoundError` with the file name and URL when offline);
@@ -226,7 +229,19 @@ def create_detector(name: str, pretrained: bool = True, weights=None, device=Non
     info = _REGISTRY[_canonical(name)]
     module = importlib.import_module(info.module)
     factory: Callable[..., Detector] = getattr(module, info.factory)
-    return factory(info.name, pretrained=pretrained, weights=weights, device=device, **kwargs)
+    if "seed" in inspect.signature(factory).parameters:  # the backend uses the seed itself (oracle)
+        return factory(info.name, pretrained=pretrained, weights=weights, device=device, seed=seed, **kwargs)
+    import torch
+
+    from salrank.errors import check_int
+
+    check_int("seed", seed, 0)
+    with torch.random.fork_rng(devices=[]):  # random layers (all of them with pretrained=False) from the seed
+        torch.manual_seed(seed)
+        detector = factory(info.name, pretrained=pretrained, weights=weights, device=device, **kwargs)
+    if not pretrained:
+        detector.options["init_seed"] = int(seed)
+    return detector
 
 
 # --- the built-in detectors ----------------------------------------------------------------------
