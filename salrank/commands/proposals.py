@@ -164,9 +164,9 @@ def run(args) -> int:
             detector = create_detector(name, pretrained=not args.random_init, weights=args.weights,
                                        device=args.device, seed=args.seed, **kwargs)
         except WeightsNotFoundError as exc:
-            from salrank.config import get_settings
+            from salrank.profiles import get_profile
 
-            if args.weights is not None or get_settings().profile != "sample":
+            if args.weights is not None or get_profile().pretrained != "auto":  # "auto": random when missing
                 raise
             print(f"note: {str(exc).splitlines()[0].rstrip('.')}; the sample profile falls back to random weights "
                   f"(seed {args.seed}): the proposals are meaningless (SALRANK_PROFILE=full makes this an error)")

@@ -95,11 +95,11 @@ def _build_pipeline(args, pretrained: bool):
 
 
 def run(args) -> int:
-    from salrank.config import get_settings
     from salrank.data.images import image_size
     from salrank.errors import check_int
     from salrank.fosrnet.pipeline import draw_ranking
     from salrank.io import atomic_write_json
+    from salrank.profiles import get_profile
     from salrank.weights import WeightsNotFoundError
 
     check_int("seed", args.seed, 0)
@@ -119,7 +119,7 @@ def run(args) -> int:
     try:
         pipeline = _build_pipeline(args, pretrained)
     except WeightsNotFoundError as exc:
-        if get_settings().profile != "sample":
+        if get_profile().pretrained != "auto":  # the profile's "auto": random weights when a file is missing
             raise
         fallback = str(exc).splitlines()[0].rstrip(".")
         print(f"note: {fallback}; the sample profile falls back to random weights (seed {args.seed}): "
