@@ -1,4 +1,4 @@
-"""Evaluate a FOSRNet on a prepared split (paper-notes section 4).
+"""Evaluate a FOSRNet on a prepared split (protocols: ``book/conventions.md``).
 
 Per image, the model's final ACB ranks of the n proposals (1 = most salient .. n) are compared
 with the RA-SRGT order of the same proposals. Both sides become values 0..n-1 (higher = more

@@ -1,7 +1,7 @@
 """Instance-mask metrics of the peer saliency-ranking papers (ASSR, IRSR): rank maps, SOR and MAE.
 
 These need masks and painted rank maps, unlike salrank's box-level metrics
-(:mod:`salrank.metrics.ranking`). Definitions differ between codebases (``docs/peers.md``); every
+(:mod:`salrank.metrics.ranking`). Definitions differ between codebases (``book/conventions.md``, conv-metrics); every
 function states the variant it computes.
 
 Rank maps (:func:`paint_rank_map`), values in [0, 1], 0 = background; where masks overlap the

@@ -1,4 +1,4 @@
-"""Saliency-ranking metrics: the paper's per-image protocol (Sec. IV-A, paper-notes section 4)
+"""Saliency-ranking metrics: the paper's per-image protocol (Sec. IV-A; ``book/conventions.md``)
 and a box-level SA-SOR for comparison with peers.
 
 Per-image metrics compare predicted and GT *saliency values* of the same objects, where a
