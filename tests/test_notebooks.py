@@ -78,3 +78,28 @@ def test_notebook_executes_on_sample(path, notebook_runner):
     assert not errors
     # every page labels sample results as such
     assert "Sample result" in json.dumps(nb), f"{path.name} does not show the sample banner"
+
+
+# documents the code once cited that are not part of the repository (spelled in pieces so that this
+# file does not cite them itself)
+_OUTSIDE = ["paper" + "-notes", "docs/" + "peers", "docs/" + "unisal", "../" + "shared"]
+
+
+def test_citations_point_into_the_repository():
+    # interpretation decisions are cited from the book's Conventions page, and every section label
+    # cited (conv-...) exists there
+    import re
+
+    conventions = (REPO / "book" / "conventions.md").read_text()
+    labels = set(re.findall(r"^\((conv-[a-z0-9-]+)\)=$", conventions, flags=re.M))
+    assert {"conv-ranks", "conv-point-in-box", "conv-eq4", "conv-ties", "conv-acb", "conv-ecs", "conv-nan",
+            "conv-metrics", "conv-protocols"} <= labels
+    files = [p for folder in ("salrank", "notebooks", "book", "tests", "benchmarks")
+             for p in (REPO / folder).rglob("*") if p.suffix in (".py", ".ipynb", ".md", ".yml")
+             and "_build" not in p.parts and p.is_file()]
+    files.append(REPO / "README.md")
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert not [s for s in _OUTSIDE if s in text], f"{path.relative_to(REPO)} cites a file outside the repository"
+        cited = set(re.findall(r"\bconv-[a-z0-9]+(?:-[a-z0-9]+)*", text)) - {"conv-"}
+        assert cited <= labels, f"{path.relative_to(REPO)} cites missing sections {sorted(cited - labels)}"
