@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check salrank tests
+	$(BIN)/ruff check salrank tests notebooks
 
 bench: $(STAMP)
 	$(BIN)/salrank bench --quick --json _build/bench.json

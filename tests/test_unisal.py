@@ -32,7 +32,7 @@ from salrank.models.unisal import (
 )
 from salrank.weights import WeightsNotFoundError
 
-KEYS_TSV = Path(__file__).parent / "data" / "unisal_state_dict_keys.tsv"  # copy of docs/unisal/
+KEYS_TSV = Path(__file__).parent / "data" / "unisal_state_dict_keys.tsv"  # the released state dict's keys
 
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""salrank.viz.widgets: the GT explorer driven programmatically, ranked drawings and the gallery."""
+"""salrank.viz: the GT explorer driven programmatically, the one ranked-box drawing (plots, the
+gallery, the pipeline's saved overlay) on the shipped SALICON examples."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from matplotlib.figure import Figure
 
 from salrank.data import Fixations
 from salrank.data.scenes import SceneSet, open_dataset
+from salrank.fosrnet.pipeline import RankedImage, draw_ranking
 from salrank.gt import METHODS, count_points_in_boxes_loop, gamma_sensitivity, rank_objects
-from salrank.viz.plots import rank_colors
-from salrank.viz.widgets import GTExplorer, draw_ranked_boxes, gt_explorer, rank_labels, ranked_gallery
+from salrank.viz.plots import draw_boxes, draw_ranked_boxes, rank_colors, rank_labels
+from salrank.viz.widgets import GTExplorer, gt_explorer, ranked_gallery
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -136,23 +138,78 @@ def test_rank_labels():
         rank_labels([1, 2], scores=[0.1])
 
 
-def test_draw_ranked_boxes_labels_colours_and_order():
-    fig = Figure()
-    ax = fig.add_subplot()
-    boxes = np.array([[0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 3, 3]], dtype=float)
-    ranks = np.array([2, 1, 0])
-    draw_ranked_boxes(ax, np.zeros((30, 40, 3), dtype=np.uint8), boxes, ranks)
-    texts = [t.get_text() for t in ax.texts]
-    assert texts == ["-", "#2", "#1"]  # drawn from rank 0 up to the most salient, which ends on top
-    edges = [tuple(p.get_edgecolor()) for p in ax.patches]
+def _busiest(examples):
+    """The example with the most boxes, its RGB array, its boxes plus a 3 x 3 px box where no
+    fixation falls (so one box has rank 0), and their RA-SRGT ranks (gamma 0.2)."""
+    stem = max(examples.stems, key=lambda s: len(examples.boxes_of(s)))
+    fx = examples.fixations[stem]
+    hit = np.zeros((fx.height, fx.width), dtype=bool)
+    hit[fx.points[:, 1].astype(int), fx.points[:, 0].astype(int)] = True
+    y, x = next((y, x) for y in range(0, fx.height - 3, 3) for x in range(0, fx.width - 3, 3)
+                if not hit[y:y + 3, x:x + 3].any())
+    boxes = np.vstack([examples.boxes_of(stem), [[x, y, x + 3, y + 3]]]).astype(np.float64)
+    _, ranks = rank_objects(fx.points, boxes, (fx.height, fx.width), "ra-srgt", 0.2, 0.5)
+    return stem, np.asarray(examples.image(stem)), boxes, ranks
+
+
+def test_draw_ranked_boxes_labels_colours_and_order(examples):
+    stem, image, boxes, ranks = _busiest(examples)
+    assert len(boxes) >= 3 and 0 in ranks and 1 in ranks  # a real image with a rank-0 box
+    ax = Figure().add_subplot()
+    draw_ranked_boxes(ax, image, boxes, ranks)
+    # drawn from rank 0 up to the most salient, which ends on top
+    order = sorted(range(len(ranks)), key=lambda i: (ranks[i] != 0, -ranks[i]))
+    assert [t.get_text() for t in ax.texts] == [rank_labels(ranks)[i] for i in order]
+    assert ax.texts[-1].get_text() == "#1" and ax.texts[0].get_text() == "-"
     colours = rank_colors(ranks)
-    assert edges == [tuple(colours[2]), tuple(colours[0]), tuple(colours[1])]
-    assert edges[0] == (0.55, 0.55, 0.55, 1.0)  # rank 0 is grey
-    xy = [p.get_xy() for p in ax.patches]
-    assert xy == [(1.0, 1.0), (0.0, 0.0), (5.0, 5.0)]
+    assert [tuple(p.get_edgecolor()) for p in ax.patches] == [tuple(colours[i]) for i in order]
+    assert tuple(ax.patches[0].get_edgecolor()) == (0.55, 0.55, 0.55, 1.0)  # rank 0 is grey
+    np.testing.assert_allclose([p.get_xy() for p in ax.patches], boxes[order][:, :2])
+    np.testing.assert_allclose([p.get_width() for p in ax.patches], (boxes[order, 2] - boxes[order, 0]))
     assert len(ax.images) == 1
-    with pytest.raises(ValueError, match="ranks has 2 values for 3 boxes"):
-        draw_ranked_boxes(ax, np.zeros((30, 40)), boxes, [1, 2])
+    np.testing.assert_array_equal(ax.images[0].get_array(), image)
+    # the label's tag has the box's colour; scores are appended to the rank
+    assert ax.texts[-1].get_bbox_patch().get_facecolor()[:3] == pytest.approx(colours[order[-1]][:3])
+    over_map = Figure().add_subplot()
+    draw_ranked_boxes(over_map, None, boxes, ranks, scores=np.linspace(0, 1, len(ranks)))
+    assert not over_map.images and over_map.texts[-1].get_text().startswith("#1 ")
+    with pytest.raises(ValueError, match=f"ranks has 2 values for {len(boxes)} boxes"):
+        draw_ranked_boxes(ax, image, boxes, [1, 2])
+
+
+def test_draw_boxes_plain_and_bad_inputs(examples):
+    stem, image, boxes, _ = _busiest(examples)
+    ax = Figure().add_subplot()
+    draw_boxes(ax, boxes, labels=[""] + ["x"] * (len(boxes) - 1))
+    assert len(ax.patches) == len(boxes) and [t.get_text() for t in ax.texts] == ["x"] * (len(boxes) - 1)
+    assert {p.get_edgecolor() for p in ax.patches} == {(1.0, 1.0, 0.0, 1.0)}  # default yellow
+    with pytest.raises(ValueError, match="labels has 1 entries"):
+        draw_boxes(ax, boxes, labels=["a"])
+    with pytest.raises(ValueError, match="colors has 1 entries"):
+        draw_boxes(ax, boxes, colors=["red"])
+
+
+def test_draw_ranking_saves_the_image_with_the_same_boxes(examples, tmp_path):
+    from PIL import Image
+
+    stem, image, boxes, ranks = _busiest(examples)
+    h, w = image.shape[:2]
+    result = RankedImage(stem, (h, w), boxes.astype(np.float64), np.zeros(len(boxes)), ranks.astype(np.int64))
+    out = draw_ranking(examples.images[stem], result, tmp_path / "sub" / "overlay.png")
+    assert out == tmp_path / "sub" / "overlay.png" and not list(out.parent.glob(".*tmp"))
+    saved = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert saved.shape == (h, w, 3)  # one output pixel per image pixel
+    # far from every box the overlay is the image itself
+    far = np.ones((h, w), dtype=bool)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        far[max(y1 - 6, 0):y2 + 6, max(x1 - 6, 0):x2 + 6] = False
+    assert far.sum() > 1000
+    assert np.abs(saved[far] - image[far].astype(int)).mean() < 8
+    # the most salient box's bottom edge is drawn in rank 1's colour (it is drawn on top)
+    x1, y1, x2, y2 = boxes[list(ranks).index(1)]
+    edge = saved[min(int(round(y2)), h - 2), int((x1 + x2) / 2)]
+    expected = np.array(rank_colors(ranks)[list(ranks).index(1)][:3]) * 255
+    assert np.abs(edge - expected).max() < 40, (edge, expected)
 
 
 def test_ranked_gallery_axes_and_ranks(examples):

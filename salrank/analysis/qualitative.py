@@ -253,11 +253,11 @@ def prediction_panels(rankings: Sequence[ImageRanking], image_of: Callable[[str]
                       fixations: Mapping | None = None, panel_width: float = 3.6,
                       titles: tuple[str, str, str] = ("image", "GT (RA-SRGT)", "predicted")) -> Figure:
     """A figure with one row per image: [the image,] its proposals labelled with the GT ranks, and
-    with the predicted ranks (:func:`salrank.viz.widgets.draw_ranked_boxes`: ``#1`` = most salient,
+    with the predicted ranks (:func:`salrank.viz.plots.draw_ranked_boxes`: ``#1`` = most salient,
     ``-`` = no fixation). ``image_of(stem)`` returns the RGB image; ``row_labels`` are written left
     of each row; ``fixations`` ``{stem: Fixations}`` adds the fixation points to the GT panel.
     Returns a :class:`matplotlib.figure.Figure` (no pyplot state)."""
-    from salrank.viz.widgets import draw_ranked_boxes
+    from salrank.viz.plots import draw_ranked_boxes
 
     rankings = list(rankings)
     if not rankings:

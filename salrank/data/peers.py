@@ -1,7 +1,7 @@
 """Peer saliency-ranking datasets: ASSR (Siris et al., CVPR 2020) and IRSR (Liu et al., TPAMI 2021).
 
 Both are built on SALICON images (COCO 2014) with instance masks. :func:`load_assr` and
-:func:`load_irsr` read the layouts their authors distribute (``docs/peers.md``) into a
+:func:`load_irsr` read the layouts their authors distribute (``book/conventions.md``) into a
 :class:`PeerDataset`: per image stem, boxes ``[x1, y1, x2, y2]`` (float64 pixels of the original
 image), ground-truth ranks in salrank's convention (int64, 1 = most salient, 0 = not salient),
 the raw rank values as stored in the files, the COCO segmentations (decoded to masks on demand

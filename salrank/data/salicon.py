@@ -4,7 +4,7 @@ Everything returned here uses the package conventions: points are ``(x, y)``, 0-
 coordinates of the image at its native size (SALICON: 640 x 480), and an image's size is
 ``(height, width)``.
 
-Formats (see ``docs/paper-notes.md`` §1):
+Formats (see the book's *Conventions and interpretation* page, ``book/conventions.md``):
 
 * **2015 JSON** (COCO-style): ``images[]`` with ``id``, ``file_name``, ``width``, ``height``;
   ``annotations[]`` with ``image_id``, ``worker_id`` and ``fixations``, a list of

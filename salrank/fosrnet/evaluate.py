@@ -1,4 +1,5 @@
-"""Evaluate a FOSRNet on a prepared split under a named protocol (:data:`PROTOCOLS`).
+"""Evaluate a FOSRNet on a prepared split under a named protocol (:data:`PROTOCOLS`; the book's
+``book/conventions.md``, conv-protocols).
 
 ``"official"``: the authors' unit (:mod:`salrank.metrics.official`). Each image's group of its
 first 5 proposals is one sequence; the head's (5, 5) logits give classes by the Hungarian

@@ -158,30 +158,19 @@ class RankingPipeline:
 
 
 def draw_ranking(image, result: RankedImage, out: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save ``image`` with the ranked boxes (label ``#rank``, colours by :func:`salrank.viz.plots.rank_colors`)."""
-    import matplotlib
+    """Save ``image`` (a path, PIL image or array) at its own size with ``result``'s boxes drawn by
+    :func:`salrank.viz.plots.draw_ranked_boxes` (``#1`` = most salient) to ``out``; returns ``out``."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    from salrank.io import atomic_output
     from salrank.models.unisal import to_rgb_image
-    from salrank.viz.plots import draw_boxes, rank_colors
+    from salrank.viz.plots import draw_ranked_boxes
 
     rgb = to_rgb_image(image)
-    fig, ax = plt.subplots(figsize=(rgb.width / dpi, rgb.height / dpi), dpi=dpi)
+    fig = Figure(figsize=(rgb.width / dpi, rgb.height / dpi), dpi=dpi)
     fig.subplots_adjust(0, 0, 1, 1)
-    ax.imshow(np.asarray(rgb))
-    order = np.argsort(-result.ranks, kind="stable")  # draw the most salient last (on top)
-    draw_boxes(ax, result.boxes[order], [f"#{r}" for r in result.ranks[order]],
-               [rank_colors(result.ranks)[i] for i in order])
-    ax.set_axis_off()
+    draw_ranked_boxes(fig.add_subplot(), rgb, result.boxes, result.ranks)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    with atomic_output(out) as f:  # the format follows the suffix (png by default)
+        fig.savefig(f, format=out.suffix[1:].lower() or "png", dpi=dpi)
     return out

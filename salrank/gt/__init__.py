@@ -1,4 +1,4 @@
-"""Ground-truth saliency ranking orders from fixations (paper Sec. III-B; ``paper-notes.md`` §2).
+"""Ground-truth saliency ranking orders from fixations (paper Sec. III-B; ``book/conventions.md``).
 
 Conventions: points ``(x, y)`` 0-based pixels; boxes ``[x1, y1, x2, y2]`` pixels;
 ``image_size = (height, width)``; a point is in a box when ``x1 <= x < x2`` and

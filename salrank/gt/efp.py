@@ -1,6 +1,6 @@
 """Ranking objects from an eye-fixation-prediction (EFP) saliency map (paper eq. 12, Fig. 9).
 
-Following the paper's text (``paper-notes.md`` section 2): grey the map; per object, the mean
+Following the paper's text (``book/conventions.md``, section conv-eq12): grey the map; per object, the mean
 map value over the box's pixels; threshold ``T`` = mean of those object means divided by
 ``lam`` (``0 < lam <= 1``); binarise the map (white = value ``> T``); score = number of white
 pixels inside the box; more = more salient, 0 = rank 0. The printed formula divides each sum by

@@ -11,7 +11,7 @@ columns ``ceil(x1) .. ceil(x2) - 1``.
 method         score S_i
 =============  ===========================================================================
 ``ra-srgt``    eq. 4: ``N_i / N + gamma * exp(beta * sqrt(A_i / A))`` if ``N_i > 0`` else 0
-               (both terms normalised to [0, 1]: the book page ``book/conventions.md``)
+               (both terms normalised to [0, 1], see ``book/conventions.md``, conv-eq4)
 ``points``     eq. 1: ``N_i / sqrt(A_i)``
 ``map-max``    eq. 2: maximum of the fixation map inside ``Q_i``
 ``map-avg``    eq. 2: mean of the fixation map inside ``Q_i``

@@ -3,7 +3,7 @@ SOR, MAE and SA-SOR, each variant named after the code it reproduces.
 
 Ranks follow salrank's convention (1 = most salient, 0 = not salient); masks are boolean
 ``(K, H, W)`` (binarise soft masks first, IRSR and SeqRank use ``> 0.5``); boxes are
-``[x1, y1, x2, y2]`` pixels. Coordinates and rank conventions: ``book/conventions.md``.
+``[x1, y1, x2, y2]`` pixels. Coordinates, rank conventions and the metric variants: ``book/conventions.md`` (conv-metrics).
 
 Rank maps (:func:`paint_rank_map`), values in [0, 1], 0 = background:
 

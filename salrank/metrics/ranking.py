@@ -1,4 +1,4 @@
-"""Saliency-ranking metrics: the paper's per-image protocol (Sec. IV-A). SA-SOR, the peers'
+"""Saliency-ranking metrics: the paper's per-image protocol (Sec. IV-A; ``book/conventions.md``). SA-SOR, the peers'
 metric, is in :mod:`salrank.metrics.peers`.
 
 Per-image metrics compare predicted and GT *saliency values* of the same objects, where a

@@ -3,7 +3,7 @@
 The module tree reproduces, name for name and shape for shape, the official checkpoint
 ``training_runs/pretrained_unisal/weights_best.pth`` of github.com/rdroste/unisal (835 state-dict
 entries, sources DHF1K, Hollywood, UCFSports and SALICON), so that file loads with
-``strict=True``; see ``docs/unisal/spec.md``. Still images run the SALICON path: MobileNetV2
+``strict=True`` (see ``book/conventions.md``, conv-unisal). Still images run the SALICON path: MobileNetV2
 backbone, 16 learned Gaussian prior maps, the decoder (whose 192-channel stride-8 output is
 ``f_u``, the feature FOSRNet pools), per-domain adaptation, a 41x41 smoothing and a
 log-softmax over all pixels. The recurrent part (``rnn``, ``post_rnn``) runs only for

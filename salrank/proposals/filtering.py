@@ -1,4 +1,4 @@
-"""The paper's proposal filtering (Sec. III-C1; paper-notes section 3, Part 1).
+"""The paper's proposal filtering (Sec. III-C1; ``book/conventions.md``).
 
 In order: drop boxes covering more than ``max_area_frac`` of the image (60% in the paper); drop
 tiny boxes (the paper: "a sum of pixel values less than 20", read as an area below ``min_area``

@@ -48,10 +48,16 @@ def draw_boxes(
     linewidth: float = 2.0,
     fontsize: float = 8.0,
 ):
-    """Draw ``[x1, y1, x2, y2]`` boxes with optional text labels at their top-left corners."""
+    """Draw ``[x1, y1, x2, y2]`` pixel boxes on ``ax``: outline in ``colors[i]`` (default
+    yellow) and, where ``labels[i]`` is not empty, a tag in white on the box's colour at its
+    top-left corner inside the box. Every box drawing of salrank goes through this function
+    (ranked boxes: :func:`draw_ranked_boxes`). Returns ``ax``."""
     from matplotlib.patches import Rectangle
 
     boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    for name, values in (("labels", labels), ("colors", colors)):
+        if values is not None and len(values) != len(boxes):
+            raise ValueError(f"{name} has {len(values)} entries for {len(boxes)} boxes")
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         color = colors[i] if colors is not None else "yellow"
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=linewidth))
@@ -70,10 +76,44 @@ def draw_boxes(
 
 
 def rank_colors(ranks: np.ndarray, cmap: str = "autumn") -> list:
-    """One colour per box: rank 1 darkest/warmest; rank 0 (not salient) grey."""
+    """One RGBA colour per box: rank 1 darkest/warmest; rank 0 (not salient) grey."""
     import matplotlib
 
-    ranks = np.asarray(ranks, dtype=int)
+    ranks = np.asarray(ranks, dtype=int).reshape(-1)
     m = max(int(ranks.max(initial=0)), 1)
     cm = matplotlib.colormaps[cmap]
     return [(0.55, 0.55, 0.55, 1.0) if r == 0 else cm((r - 1) / max(m, 2)) for r in ranks]
+
+
+def rank_labels(ranks, scores=None) -> list[str]:
+    """Box labels of ranks (1 = most salient, 0 = not salient): ``"#1"``, ``"#2"``, ...,
+    ``"-"`` for rank 0; with ``scores``, the score is appended (``"#1 0.53"``)."""
+    ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
+    labels = ["-" if r == 0 else f"#{r}" for r in ranks]
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(scores) != len(ranks):
+            raise ValueError(f"scores has {len(scores)} values for {len(ranks)} ranks")
+        labels = [f"{label} {s:.2f}" for label, s in zip(labels, scores, strict=True)]
+    return labels
+
+
+def draw_ranked_boxes(ax, image, boxes, ranks, scores=None, *, fontsize: float = 8.0, linewidth: float = 2.0):
+    """Draw ``image`` (skipped when ``None``, e.g. over a map already drawn) on ``ax`` with its
+    ``[x1, y1, x2, y2]`` pixel boxes coloured by rank (:func:`rank_colors`: rank 1 warmest,
+    rank 0 grey) and labelled by :func:`rank_labels` (``#1``, ``#2``, ..., ``-`` for rank 0;
+    ``scores`` appended when given). The most salient box is drawn last (on top). Returns ``ax``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
+    if len(ranks) != len(boxes):
+        raise ValueError(f"ranks has {len(ranks)} values for {len(boxes)} boxes")
+    labels = rank_labels(ranks, scores)
+    colors = rank_colors(ranks)
+    # draw order: rank 0 first, then from the least to the most salient
+    order = sorted(range(len(ranks)), key=lambda i: (ranks[i] != 0, -ranks[i]))
+    if image is not None:
+        ax.imshow(_image_array(image))
+    draw_boxes(ax, boxes[order], labels=[labels[i] for i in order], colors=[colors[i] for i in order],
+               fontsize=fontsize, linewidth=linewidth)
+    ax.set_axis_off()
+    return ax

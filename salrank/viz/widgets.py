@@ -1,14 +1,13 @@
-"""The ground-truth explorer (an ipywidgets UI) and the static drawings of ranked boxes.
+"""The ground-truth explorer (an ipywidgets UI) and the static gallery of ranked boxes.
 
 * :func:`gt_explorer`: pick an image, a GT method (:data:`salrank.gt.METHODS`), gamma and beta;
   every change redraws the image with its boxes coloured and labelled by rank and the score
   table (box, fixations inside, score, rank). Live in JupyterLab / Notebook.
-* :func:`draw_ranked_boxes`: one image with boxes labelled ``#1``, ``#2``, ... (``-`` = rank 0).
 * :func:`ranked_gallery`: a figure of ranks at several gammas (rows = images, columns = gammas),
   for static pages that have no kernel.
 
 Conventions: boxes ``[x1, y1, x2, y2]`` pixels of the original image; rank 1 = most salient,
-0 = not salient. Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state).
+0 = not salient. Boxes are drawn by :func:`salrank.viz.plots.draw_ranked_boxes`. Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state).
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ from matplotlib.figure import Figure
 
 from salrank.gt import DEFAULT_BETA, DEFAULT_GAMMA, METHODS, image_rank_table
 from salrank.paper import GAMMAS
-from salrank.viz.plots import draw_boxes, rank_colors
+from salrank.viz.plots import draw_ranked_boxes
 
 __all__ = [
     "GTExplorer",
     "gt_explorer",
-    "draw_ranked_boxes",
     "ranked_gallery",
-    "rank_labels",
     "profile_scene_sets",
     "GALLERY_GAMMAS",
 ]
@@ -47,39 +44,6 @@ _METHOD_NAMES = {
 }
 
 
-def rank_labels(ranks, scores=None) -> list[str]:
-    """Box labels: ``"#1"``, ``"#2"``, ... by rank, ``"-"`` for rank 0; with ``scores``, the
-    score is appended (``"#1 0.53"``)."""
-    ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
-    labels = ["-" if r == 0 else f"#{r}" for r in ranks]
-    if scores is not None:
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if len(scores) != len(ranks):
-            raise ValueError(f"scores has {len(scores)} values for {len(ranks)} ranks")
-        labels = [f"{label} {s:.2f}" for label, s in zip(labels, scores, strict=True)]
-    return labels
-
-
-def draw_ranked_boxes(ax, image, boxes, ranks, scores=None, *, fontsize: float = 8.0, linewidth: float = 2.0):
-    """Draw ``image`` on ``ax`` with its ``[x1, y1, x2, y2]`` boxes coloured by rank
-    (:func:`salrank.viz.plots.rank_colors`: rank 1 warmest, rank 0 grey) and labelled ``#1``,
-    ``#2``, ... (``-`` for rank 0; scores appended when given). The most salient box is drawn
-    last (on top). Returns ``ax``."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
-    if len(ranks) != len(boxes):
-        raise ValueError(f"ranks has {len(ranks)} values for {len(boxes)} boxes")
-    labels = rank_labels(ranks, scores)
-    colors = rank_colors(ranks)
-    # draw order: rank 0 first, then from the least to the most salient
-    order = sorted(range(len(ranks)), key=lambda i: (ranks[i] != 0, -ranks[i]))
-    ax.imshow(np.asarray(image))
-    draw_boxes(ax, boxes[order], labels=[labels[i] for i in order], colors=[colors[i] for i in order],
-               fontsize=fontsize, linewidth=linewidth)
-    ax.set_axis_off()
-    return ax
-
-
 def _scene_table(scene_set, stem: str, method: str, gamma: float, beta: float) -> pd.DataFrame:
     fx = scene_set.fixations[stem]
     salience = scene_set.salience[stem] if scene_set.salience is not None else None
@@ -92,7 +56,7 @@ def ranked_gallery(scene_set, stems: Sequence[str], gammas: Sequence[float] = GA
                    show_scores: bool = False) -> Figure:
     """A figure of GT ranks: rows = ``stems`` of ``scene_set`` (a
     :class:`~salrank.data.scenes.SceneSet`), columns = ``gammas`` (``beta`` fixed), each panel drawn
-    by :func:`draw_ranked_boxes`. Returns a :class:`matplotlib.figure.Figure` with
+    by :func:`salrank.viz.plots.draw_ranked_boxes`. Returns a :class:`matplotlib.figure.Figure` with
     ``len(stems) * len(gammas)`` axes."""
     stems, gammas = list(stems), [float(g) for g in gammas]
     if not stems or not gammas:
