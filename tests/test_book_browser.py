@@ -325,9 +325,10 @@ def jupyterlab(tmp_path_factory):
            "SALRANK_PROFILE": "sample", "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config")}
     log = open(root / "lab.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [str(lab), "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.token={token}",
+        [str(lab), "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={root}", "--expose-app-in-browser", "--LabApp.news_url=",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     try:
         def up():
@@ -381,10 +382,11 @@ def test_widget_explorer_redraws_in_jupyterlab(chromium, jupyterlab, tmp_path):
         def state():
             return driver.execute_script("""
                 const area = document.querySelector('.jp-OutputArea .widget-slider').closest('.jp-OutputArea-output');
+                area.scrollIntoView({block: 'center'});
                 const img = area.querySelector('img');
-                const html = area.querySelector('.widget-html-content');
+                const html = area.querySelector('.widget-html-content table');
                 const readout = area.querySelector('.widget-slider .widget-readout');
-                return [img && img.src, html && html.innerText, readout && readout.textContent.trim()];""")
+                return [img && img.src, html && html.textContent, readout && readout.textContent.trim()];""")
 
         before = state()
         assert before[0] and before[1] and before[2] == "0.20", before

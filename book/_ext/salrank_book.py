@@ -180,7 +180,7 @@ def _fill_headlines(app, doctree, docname) -> None:
             row = nodes.row()
             for column in columns:
                 value = record.get(column)
-                text = "-" if value in (None, "") else str(value)
+                text = "-" if value in (None, "", "nan") else str(value)
                 para = nodes.paragraph()
                 if column == "page":
                     uri = app.builder.get_relative_uri(docname, other)
