@@ -54,13 +54,15 @@ def _vega_static_dir(app) -> Path:
 
     from salrank.viz.explorer import VEGA_BUNDLE, vega_bundle
 
-    folder = Path(app.doctreedir).parent / "salrank_static"
+    folder = Path(app.doctreedir).parent / "salrank_static" / "files"  # copied into _static
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / "versions.txt"
-    versions = f"altair {altair.__version__}, vl-convert {vl_convert.__version__}\n"
+    stamp = folder.parent / "versions.txt"
+    versions = f"altair {altair.__version__}, vl-convert {vl_convert.__version__}, scoped\n"
     bundle = folder / VEGA_BUNDLE
     if not bundle.is_file() or not stamp.is_file() or stamp.read_text() != versions:
-        bundle.write_text(vega_bundle(), encoding="utf-8")
+        # the bundle's top-level declarations (e.g. ``_``) would clash with the theme's globals:
+        # run it in a function scope; it publishes vegaEmbed, vega and vegaLite on window
+        bundle.write_text(f"(function () {{\n{vega_bundle()}\n}}).call(window);\n", encoding="utf-8")
         stamp.write_text(versions)
     return folder
 
