@@ -112,3 +112,12 @@ def test_html_has_no_network_resources(tables):
     without_schema = html.replace('"$schema":"https://vega.github.io/schema/vega-lite/', "")
     assert "https://" not in without_schema and "http://" not in without_schema and "<script src" not in html
     assert VEGA_BUNDLE in html  # the message shown when the bundle is missing
+
+
+def test_vega_bundle_is_scoped_and_offline():
+    from salrank.viz.explorer import vega_bundle
+
+    bundle = vega_bundle()
+    # a function scope (its top-level names must not clash with the page's), publishing vegaEmbed
+    assert bundle.startswith("(function () {") and bundle.rstrip().endswith("}).call(window);")
+    assert "window.vegaEmbed=" in bundle.replace(" ", "") and len(bundle) > 100_000

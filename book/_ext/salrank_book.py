@@ -60,9 +60,7 @@ def _vega_static_dir(app) -> Path:
     versions = f"altair {altair.__version__}, vl-convert {vl_convert.__version__}, scoped\n"
     bundle = folder / VEGA_BUNDLE
     if not bundle.is_file() or not stamp.is_file() or stamp.read_text() != versions:
-        # the bundle's top-level declarations (e.g. ``_``) would clash with the theme's globals:
-        # run it in a function scope; it publishes vegaEmbed, vega and vegaLite on window
-        bundle.write_text(f"(function () {{\n{vega_bundle()}\n}}).call(window);\n", encoding="utf-8")
+        bundle.write_text(vega_bundle(), encoding="utf-8")
         stamp.write_text(versions)
     return folder
 

@@ -242,12 +242,13 @@ def explorer_chart(boxes: pd.DataFrame, images: pd.DataFrame, *, method: str = "
 def vega_bundle() -> str:
     """The Vega + Vega-Lite + vega-embed JavaScript (a classic script defining ``vegaEmbed``,
     ``vega`` and ``vegaLite`` on ``window``), bundled by ``vl-convert-python`` for the Vega-Lite
-    version Altair writes. No network access."""
+    version Altair writes. No network access. The bundle runs in a function scope: its top-level
+    names (e.g. ``_``) would otherwise clash with a page's globals."""
     import altair as alt
     import vl_convert as vlc
 
     version = alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0].replace(".", "_")
-    return vlc.javascript_bundle(vl_version=version)
+    return f"(function () {{\n{vlc.javascript_bundle(vl_version=version)}\n}}).call(window);\n"
 
 
 def explorer_html(chart, *, inline: bool = False, element_id: str | None = None) -> str:
