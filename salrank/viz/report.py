@@ -52,3 +52,53 @@ def banner(settings: Settings, **kwargs):
     from IPython.display import Markdown
 
     return Markdown(banner_text(settings, **kwargs))
+
+
+HEADLINE_MIME = "application/vnd.salrank.headline+json"
+"""Output type of :func:`headline`: the book's "Results at a glance" page collects these from the
+executed pages (the book extension reads the executed notebooks)."""
+
+
+class Headline:
+    """A page's headline number, ours beside the paper's (see :func:`headline`). Displays as a
+    Markdown line; its :data:`HEADLINE_MIME` output carries :attr:`record`."""
+
+    def __init__(self, record: dict) -> None:
+        self.record = record
+
+    def markdown(self) -> str:
+        r = self.record
+        paper = f", paper {r['paper']}" if r.get("paper") not in (None, "") else ""
+        return (f"**Headline ({r['page']}).** {r['quantity']}: ours {r['ours']}{paper} "
+                f"(profile `{r['profile']}`; {r['protocol']}).")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {HEADLINE_MIME: self.record, "text/markdown": self.markdown()}
+
+
+def _fmt(value, digits: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return f"{float(value):.{digits}f}"
+
+
+def headline(page: str, quantity: str, ours, paper=None, *, settings: Settings, protocol: str,
+             digits: int = 3) -> Headline:
+    """Record a page's headline for "Results at a glance" and show it as one Markdown line.
+
+    ``page``: the paper's item (``"Table II"``); ``quantity``: what is compared (``"SRCC, full
+    model"``); ``ours``, ``paper``: numbers (formatted with ``digits`` decimals) or text (``paper``
+    ``None`` when the paper gives none); ``protocol``: how ours was measured (data, split, runs).
+    """
+    if not page or not quantity:
+        raise ValueError("headline needs a page and a quantity")
+    return Headline({
+        "page": page,
+        "quantity": quantity,
+        "ours": _fmt(ours, digits),
+        "paper": _fmt(paper, digits),
+        "profile": settings.profile,
+        "protocol": protocol,
+    })

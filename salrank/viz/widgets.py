@@ -52,34 +52,46 @@ def _scene_table(scene_set, stem: str, method: str, gamma: float, beta: float) -
 
 
 def ranked_gallery(scene_set, stems: Sequence[str], gammas: Sequence[float] = GALLERY_GAMMAS,
-                   beta: float = DEFAULT_BETA, method: str = "ra-srgt", *, panel_width: float = 3.4,
-                   show_scores: bool = False) -> Figure:
-    """A figure of GT ranks: rows = ``stems`` of ``scene_set`` (a
-    :class:`~salrank.data.scenes.SceneSet`), columns = ``gammas`` (``beta`` fixed), each panel drawn
-    by :func:`salrank.viz.plots.draw_ranked_boxes`. Returns a :class:`matplotlib.figure.Figure` with
-    ``len(stems) * len(gammas)`` axes."""
+                   beta: float = DEFAULT_BETA, method: str = "ra-srgt", *, panel_width: float = 4.8,
+                   columns: int = 2, fontsize: float = 11.0, show_scores: bool = False) -> Figure:
+    """A figure of GT ranks: for each of ``stems`` of ``scene_set`` (a
+    :class:`~salrank.data.scenes.SceneSet`), one panel per gamma of ``gammas`` (``beta`` fixed),
+    ``columns`` panels a row, each drawn by :func:`salrank.viz.plots.draw_ranked_boxes` with labels of ``fontsize``
+    points. ``panel_width`` in inches (a book page shows about 8 inches at full size, so two
+    columns of 4.8 inches keep the rank labels readable). Returns a
+    :class:`matplotlib.figure.Figure` with ``len(stems) * len(gammas)`` axes, image by image, in
+    the order of ``gammas``."""
     stems, gammas = list(stems), [float(g) for g in gammas]
     if not stems or not gammas:
         raise ValueError("ranked_gallery needs at least one stem and one gamma")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
     missing = [s for s in stems if s not in scene_set.fixations]
     if missing:
         raise KeyError(f"{scene_set.name}/{scene_set.split} has no image(s) {missing}")
     first = scene_set.fixations[stems[0]]
     aspect = first.height / first.width
-    fig = Figure(figsize=(panel_width * len(gammas), panel_width * aspect * len(stems) + 0.5), layout="constrained")
-    axes = np.asarray(fig.subplots(len(stems), len(gammas), squeeze=False))
-    for row, stem in zip(axes, stems, strict=True):
+    columns = min(columns, len(gammas))
+    rows_per_stem = -(-len(gammas) // columns)
+    fig = Figure(figsize=(panel_width * columns, (panel_width * aspect + 0.35) * rows_per_stem * len(stems) + 0.5),
+                 layout="constrained")
+    grid = np.asarray(fig.subplots(len(stems) * rows_per_stem, columns, squeeze=False))
+    for s, stem in enumerate(stems):
         image = scene_set.image(stem)
-        for ax, gamma in zip(row, gammas, strict=True):
+        block = grid[s * rows_per_stem:(s + 1) * rows_per_stem].reshape(-1)
+        for ax in block[len(gammas):]:
+            ax.remove()
+        for ax, gamma in zip(block, gammas, strict=False):
             table = _scene_table(scene_set, stem, method, gamma, beta)
             draw_ranked_boxes(ax, image, table[["x1", "y1", "x2", "y2"]].to_numpy(), table["rank"].to_numpy(),
-                              table["score"].to_numpy() if show_scores else None, fontsize=7, linewidth=1.5)
-            ax.set_title(f"gamma = {gamma:g}", fontsize=9)
-        row[0].text(-0.03, 0.5, stem, transform=row[0].transAxes, rotation=90, ha="right", va="center",
-                    fontsize=7)
-    fig.suptitle(f"{_METHOD_NAMES[method]}, beta = {beta:g}: {scene_set.name}/{scene_set.split}", fontsize=10)
+                              table["score"].to_numpy() if show_scores else None, fontsize=fontsize, linewidth=2.0)
+            ax.set_title(f"gamma = {gamma:g}", fontsize=fontsize)
+        block[0].text(-0.03, 0.5, stem, transform=block[0].transAxes, rotation=90, ha="right", va="center",
+                      fontsize=fontsize * 0.8)
+    fig.suptitle(f"{_METHOD_NAMES[method]}, beta = {beta:g}: {scene_set.name}/{scene_set.split}",
+                 fontsize=fontsize + 1)
     return fig
 
 
