@@ -186,7 +186,9 @@ def load_backbone(name: str = "resnet101", pretrained: bool = True, weights=None
         torch.manual_seed(seed)
         model = getattr(torchvision.models, ctor)(weights=None)
     if state is not None:
-        model.load_state_dict(state)
+        from salrank.weights import load_into
+
+        load_into(model, weights_name, weights, state=state)
     trunk = nn.Sequential(*list(model.children())[:-2])
     weights_id = weights_name if pretrained else f"random-seed{seed}"
     device = torch.device(device) if device is not None else _default_device()
