@@ -343,6 +343,10 @@ def profile_setup(settings: Settings | None = None, **overrides) -> ExperimentSe
             preset="paper",
             device=str(settings.torch_device()),
         )
+        if settings.limit is not None:  # SALRANK_LIMIT / salrank reproduce --limit
+            base = replace(base, limits=(settings.limit,) * 3)
+        if settings.epochs is not None:  # SALRANK_EPOCHS / salrank reproduce --epochs
+            base = replace(base, train={"epochs": settings.epochs})
     known = {f.name for f in fields(ExperimentSetup)}
     unknown = sorted(set(overrides) - known)
     if unknown:

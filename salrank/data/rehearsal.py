@@ -209,7 +209,7 @@ def write_rehearsal_weights(
     manifest["note"] = ("Rehearsal weights: random values in the published format, written by "
                         "salrank rehearsal. NOT pretrained; results computed from them are not the paper's.")
     out: dict[str, Path] = {}
-    for i, name in enumerate(tqdm(list(names), desc="rehearsal weights", unit="file", disable=not progress)):
+    for name in tqdm(list(names), desc="rehearsal weights", unit="file", disable=not progress):
         spec = get_spec(name)
         path = directory / spec.filename
         listed = files.get(spec.filename)

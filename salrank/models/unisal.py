@@ -789,9 +789,7 @@ def load_unisal(
     """
     model = UNISAL(fast_smoothing=fast_smoothing)
     if pretrained:
-        from salrank.weights import load_state_dict
-
-        from salrank.weights import load_into
+        from salrank.weights import load_into, load_state_dict
 
         state = load_state_dict(WEIGHTS_NAME, path=weights)
         load_into(model, WEIGHTS_NAME, weights, state=state)
