@@ -258,3 +258,46 @@ def test_reproduce_end_to_end_on_a_rehearsal_tree(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     assert again.returncode == 0
     assert again.stdout.count("skipped") == 6
+
+
+def test_limit_and_epochs_reach_the_full_setup(monkeypatch):
+    from salrank.analysis.experiments import profile_setup
+
+    monkeypatch.setenv("SALRANK_LIMIT", "7")
+    monkeypatch.setenv("SALRANK_EPOCHS", "3")
+    settings = get_settings(profile="full", device="cpu")
+    assert (settings.limit, settings.epochs) == (7, 3)
+    setup = profile_setup(settings)
+    assert setup.limits == (7, 7, 7) and setup.train == {"epochs": 3} and setup.preset == "paper"
+    sample = profile_setup(get_settings(profile="sample", device="cpu"))  # the sample keeps its own sizes
+    assert sample.limits != (7, 7, 7)
+    for bad in ("0", "x", "-2"):
+        monkeypatch.setenv("SALRANK_LIMIT", bad)
+        with pytest.raises(ValueError, match="SALRANK_LIMIT"):
+            get_settings()
+
+
+def test_page_parameters_and_run_folders(full_env):
+    from salrank.reproduce import TRAIN_PAGES, book_pages, page_parameters, run_folder
+
+    pages = book_pages()
+    assert set(TRAIN_PAGES) <= set(pages) and "fig9" in pages
+    settings = get_settings()
+    fig9 = page_parameters("fig9", settings)
+    assert fig9["profile"] == "full"
+    assert sorted(fig9["map_dirs"]) == ["rehearsal_centre", "rehearsal_fixations"]
+    assert "repeats" not in page_parameters("table4b", settings)
+    limited = get_settings(limit=5)
+    assert page_parameters("table4b", limited)["repeats"] == 2
+    assert page_parameters("fig11b", limited)["n_images"] == 5
+    assert run_folder(settings) != run_folder(limited) and run_folder(settings) == run_folder(get_settings())
+
+
+def test_timing_table_lists_every_stage():
+    from salrank.reproduce import ReproduceRun, StageResult, timing_table
+
+    run = ReproduceRun(Path("/x"), [StageResult("proposals", "ran", 2.0, "a"), StageResult("gt", "cached", 1.5)])
+    text = timing_table(run).splitlines()
+    assert text[0].split()[:3] == ["stage", "status", "seconds"]
+    assert text[1].split()[:3] == ["proposals", "ran", "2.0"] and text[2].split()[:3] == ["gt", "cached", "1.5"]
+    assert text[-1].split() == ["total", "3.5"]
