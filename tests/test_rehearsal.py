@@ -127,9 +127,13 @@ def test_real_loaders_run_on_the_rehearsal_weights(full_env, monkeypatch):
         load_backbone("resnet101", device="cpu")
     monkeypatch.setenv("SALRANK_TRUST_WEIGHTS", "1")
     cnn = load_backbone("resnet101", device="cpu")
-    assert cnn.dim == 2048
+    assert cnn.dim == 2048 and cnn.weights_id == "resnet101.tv_in1k+rehearsal"  # never "pretrained" ids
     psm = load_psm(device="cpu")
-    assert psm.weights_id == "unisal.salicon"
+    assert psm.weights_id == "unisal.salicon+rehearsal"
+    from salrank.analysis.experiments import describe_setup, profile_setup
+
+    said = describe_setup(profile_setup(get_settings(device="cpu")))["weights"]
+    assert said.count("(rehearsal weights)") == 2
     from PIL import Image
 
     image = np.asarray(Image.open(sorted((full_env.data / "images" / "val").glob("*.jpg"))[0]).convert("RGB"))
@@ -234,6 +238,7 @@ def test_reproduce_refuses_the_sample_profile_and_unknown_stages(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.notebooks  # it executes every notebook (on the full profile)
 def test_reproduce_end_to_end_on_a_rehearsal_tree(tmp_path):
     """The whole full path: tree -> salrank reproduce (every page, the book with -W); then again,
     which skips every stage."""

@@ -456,11 +456,16 @@ def load_extractors(
 
 
 def _weights_identity(setup: ExperimentSetup, settings: Settings) -> dict:
-    """Which weights ``setup`` would use: ``random-seed0`` or the file's name and size."""
+    """Which weights ``setup`` would use: ``random-seed0`` or the file's name and size (and
+    ``:rehearsal`` for a rehearsal file, :mod:`salrank.data.rehearsal`)."""
+    from salrank.weights import weights_label
+
     out = {}
     for key, name in _weight_names(setup.backbone).items():
         path = None if setup.pretrained == "no" else _weights_file(name, settings, download=False)
         out[key] = "random-seed0" if path is None else f"{path.name}:{path.stat().st_size}"
+        if path is not None and weights_label(path.parent):  # never mixed with pretrained results
+            out[key] += ":rehearsal"
     return out
 
 
@@ -488,7 +493,7 @@ def describe_setup(setup: ExperimentSetup, settings: Settings | None = None) -> 
 
     def said(key: str, ident: str) -> str:
         if not ident.startswith("random"):
-            return f"`{ident.split(':')[0]}`"
+            return f"`{ident.split(':')[0]}`" + (" (rehearsal weights)" if ident.endswith(":rehearsal") else "")
         if setup.pretrained == "yes":
             return f"MISSING (`{names[key]}` is required: see `salrank weights`)"
         return "random weights (seed 0)" + ("" if setup.pretrained == "no" else ", no pretrained file found")

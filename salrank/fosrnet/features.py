@@ -190,7 +190,12 @@ def load_backbone(name: str = "resnet101", pretrained: bool = True, weights=None
 
         load_into(model, weights_name, weights, state=state)
     trunk = nn.Sequential(*list(model.children())[:-2])
-    weights_id = weights_name if pretrained else f"random-seed{seed}"
+    if pretrained:
+        from salrank.weights import weights_id as _weights_id
+
+        weights_id = _weights_id(weights_name, weights)  # "+rehearsal" for rehearsal files
+    else:
+        weights_id = f"random-seed{seed}"
     device = torch.device(device) if device is not None else _default_device()
     return AppearanceBackbone(name, trunk, dim, weights_id).to(device)
 
@@ -208,7 +213,12 @@ def load_psm(pretrained: bool = True, weights=None, device=None, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = load_unisal(weights, pretrained=pretrained, device=device)
-    model.weights_id = WEIGHTS_NAME if pretrained else f"random-seed{seed}"
+    if pretrained:
+        from salrank.weights import weights_id
+
+        model.weights_id = weights_id(WEIGHTS_NAME, weights)  # "+rehearsal" for rehearsal files
+    else:
+        model.weights_id = f"random-seed{seed}"
     model.requires_grad_(False)
     return model
 
