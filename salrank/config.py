@@ -12,6 +12,10 @@ variable                default              meaning
 ``SALRANK_WEIGHTS``     unset                directory holding pretrained weight files
 ``SALRANK_CACHE``       ``~/.cache/salrank`` parsed data, generated sample, features
 ``SALRANK_DEVICE``      ``auto``             ``auto`` (CUDA if available), ``cpu``, ``cuda:0``
+``SALRANK_LIMIT``       unset                full profile: first N images per split that
+                                             experiments use (``salrank reproduce --limit``)
+``SALRANK_EPOCHS``      unset                full profile: cap on training epochs
+                                             (``salrank reproduce --epochs``)
 ======================  ===================  ==========================================
 """
 
@@ -33,6 +37,8 @@ class Settings:
     weights_dir: Path | None
     cache_dir: Path
     device: str
+    limit: int | None = None
+    epochs: int | None = None
 
     @property
     def proposals_dir(self) -> Path | None:
@@ -51,6 +57,18 @@ def _path_or_none(value: str | os.PathLike | None) -> Path | None:
     return Path(value).expanduser().resolve()
 
 
+def _int_or_none(value: str | None, name: str) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return n
+
+
 def get_settings(**overrides) -> Settings:
     """Settings from the environment, with keyword overrides (``None`` means "use the default").
 
@@ -64,6 +82,8 @@ def get_settings(**overrides) -> Settings:
         weights_dir=_path_or_none(env.get("SALRANK_WEIGHTS")),
         cache_dir=_path_or_none(env.get("SALRANK_CACHE")) or Path("~/.cache/salrank").expanduser(),
         device=env.get("SALRANK_DEVICE", "auto") or "auto",
+        limit=_int_or_none(env.get("SALRANK_LIMIT"), "SALRANK_LIMIT"),
+        epochs=_int_or_none(env.get("SALRANK_EPOCHS"), "SALRANK_EPOCHS"),
     )
     given = {k: v for k, v in overrides.items() if v is not None and v != ""}
     for key in ("data_root", "weights_dir", "cache_dir"):

@@ -45,6 +45,14 @@ __all__ = [
     "candidate_paths",
     "resolve",
     "load_state_dict",
+    "load_into",
+    "WeightsFormatError",
+    "trust_from_env",
+    "weights_status",
+    "weights_label",
+    "weights_id",
+    "REHEARSAL_MANIFEST",
+    "TRUST_ENV",
     "sha256sum",
     "verify",
     "host_reachable",
@@ -61,6 +69,22 @@ class WeightsNotFoundError(FileNotFoundError, UserFacingError):
 
 class ChecksumError(ValueError, UserFacingError):
     """A weight file's SHA-256 differs from the registered one."""
+
+
+class WeightsFormatError(ValueError, RuntimeError):
+    """A weight file cannot be read (truncated, not a torch file) or does not fit its model (a
+    missing, unexpected or mis-shaped key). The message names the file and the first bad key."""
+
+
+#: environment variable that accepts weight files whose checksum differs from the published one
+TRUST_ENV = "SALRANK_TRUST_WEIGHTS"
+#: file a rehearsal weights folder holds (:mod:`salrank.data.rehearsal`): ``{filename: sha256}``
+REHEARSAL_MANIFEST = "REHEARSAL.json"
+
+
+def trust_from_env() -> bool:
+    """Whether ``$SALRANK_TRUST_WEIGHTS`` says to accept files failing their checksum (1/true/yes)."""
+    return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -188,13 +212,18 @@ def resolve(
     path: str | os.PathLike | None = None,
     *,
     download: bool = True,
-    check: bool = True,
+    check: bool | None = None,
     progress: bool = True,
 ) -> Path:
     """Local path of the weight file ``name`` (see the module docstring for the order).
 
+    ``check``: compare a local file with the published SHA-256 (``None``: yes, unless
+    ``$SALRANK_TRUST_WEIGHTS=1``). A file accepted without the check is labelled by
+    :func:`weights_status` (``"rehearsal"``/``"unverified"``), never ``"pretrained"``.
     Raises :class:`WeightsNotFoundError` (within seconds when offline) or :class:`ChecksumError`.
     """
+    if check is None:
+        check = not trust_from_env()
     spec = name if isinstance(name, WeightSpec) else get_spec(name)
     candidates = candidate_paths(spec, path)
     if path is not None and not candidates[0].is_file():
@@ -204,7 +233,8 @@ def resolve(
             if check and verify(spec, cand) is False:
                 raise ChecksumError(
                     f"{cand} does not match the SHA-256 registered for {spec.name} ({spec.sha256}); "
-                    "delete it or pass check=False"
+                    f"delete it, or accept it knowingly with verify=False / {TRUST_ENV}=1 / --trust "
+                    "(results are then labelled 'rehearsal weights' or 'unverified', never 'pretrained')"
                 )
             return cand
     dest = candidates[-1]
@@ -228,15 +258,133 @@ def resolve(
     )
 
 
-def load_state_dict(name: str | WeightSpec, path: str | os.PathLike | None = None, **kwargs) -> dict:
-    """Resolve and ``torch.load`` a state dict on the CPU (``weights_only=True``)."""
+def _read_state(file: Path) -> dict:
+    """``torch.load`` a state dict on the CPU (``weights_only``); unreadable -> WeightsFormatError."""
     import torch
 
-    file = resolve(name, path, **kwargs)
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, pickle error ...
+        raise WeightsFormatError(f"{file}: not a readable torch weight file (truncated?): {exc}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise WeightsFormatError(f"{file}: holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def load_state_dict(
+    name: str | WeightSpec,
+    path: str | os.PathLike | None = None,
+    *,
+    verify: bool | None = None,
+    **kwargs,
+) -> dict:
+    """Resolve and ``torch.load`` a state dict on the CPU (``weights_only=True``).
+
+    ``verify``: check the published SHA-256 (``None``: yes unless ``$SALRANK_TRUST_WEIGHTS=1``;
+    ``False`` accepts a mismatching file, e.g. rehearsal weights). ``kwargs`` go to :func:`resolve`
+    (``check`` is a synonym of ``verify``). A file that cannot be read raises
+    :class:`WeightsFormatError` naming it.
+    """
+    if verify is not None:
+        kwargs["check"] = verify
+    file = resolve(name, path, **kwargs)
+    return _read_state(file)
+
+
+def load_into(
+    model,
+    name: str | WeightSpec,
+    path: str | os.PathLike | None = None,
+    *,
+    state: dict | None = None,
+    verify: bool | None = None,
+    **kwargs,
+) -> Path | None:
+    """Load the weight file ``name`` into ``model`` strictly, all or nothing.
+
+    Keys and shapes are compared with ``model.state_dict()`` before anything is copied, so a
+    wrong-keyed or mis-shaped file raises :class:`WeightsFormatError` naming the file and the
+    first bad key (missing, unexpected or shape) and leaves ``model`` untouched. ``state``: an
+    already loaded state dict (then ``path`` only names the file in messages). Returns the file.
+    """
+    file = None
+    if state is None:
+        if verify is not None:
+            kwargs["check"] = verify
+        file = resolve(name, path, **kwargs)
+        state = _read_state(file)
+    where = file or path
+    if where is None:
+        try:
+            where = resolve(name, download=False, check=False, progress=False)
+        except (WeightsNotFoundError, KeyError):
+            where = name if isinstance(name, str) else name.name
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        raise WeightsFormatError(
+            f"{where}: missing key {missing[0]!r} ({len(missing)} missing, {len(unexpected)} unexpected); "
+            "the file does not fit the model"
+        )
+    if unexpected:
+        raise WeightsFormatError(f"{where}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected)")
+    for key, value in own.items():
+        got = state[key]
+        if not hasattr(got, "shape") or tuple(got.shape) != tuple(value.shape):
+            raise WeightsFormatError(
+                f"{where}: key {key!r} has shape {tuple(getattr(got, 'shape', ()))}, "
+                f"the model expects {tuple(value.shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+    return file
+
+
+def _rehearsal_manifest(folder: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((folder / REHEARSAL_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def weights_status(name: str | WeightSpec, path: str | os.PathLike) -> str:
+    """What the file ``path`` for weights ``name`` is: ``"rehearsal"`` (listed, with its digest, in
+    the ``REHEARSAL.json`` of its folder, see :mod:`salrank.data.rehearsal`), ``"pretrained"`` (it
+    matches the published SHA-256), ``"mismatch"`` (it does not) or ``"unverified"`` (no published
+    checksum to compare with)."""
+    spec = name if isinstance(name, WeightSpec) else get_spec(name)
+    path = Path(path)
+    listed = _rehearsal_manifest(path.parent).get("files", {}).get(path.name)
+    if listed is not None and listed.get("sha256") == sha256sum(path):
+        return "rehearsal"
+    ok = verify(spec, path)
+    return "unverified" if ok is None else ("pretrained" if ok else "mismatch")
+
+
+def weights_id(name: str | WeightSpec, path: str | os.PathLike | None = None) -> str:
+    """An identity for results computed from weights ``name``: the name, plus ``+rehearsal`` when
+    the file found (explicit ``path`` first, as :func:`resolve`) lies in a rehearsal folder, so that
+    caches, checkpoints and records never mix rehearsal and pretrained results."""
+    spec = name if isinstance(name, WeightSpec) else get_spec(name)
+    try:
+        file = resolve(spec, path, download=False, check=False, progress=False)
+    except WeightsNotFoundError:
+        return spec.name
+    return spec.name + ("+rehearsal" if weights_label(file.parent) else "")
+
+
+def weights_label(weights_dir: str | os.PathLike | None) -> str | None:
+    """``"rehearsal weights"`` when ``weights_dir`` is a rehearsal folder (it holds
+    ``REHEARSAL.json``), else ``None`` (then the files are checked one by one)."""
+    if weights_dir is None:
+        return None
+    return "rehearsal weights" if (Path(weights_dir) / REHEARSAL_MANIFEST).is_file() else None
 
 
 def copy_into_weights_dir(src: str | os.PathLike, name: str) -> Path:

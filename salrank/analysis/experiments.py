@@ -288,6 +288,10 @@ def profile_setup(settings: Settings | None = None, profile: Profile | None = No
         device=str(settings.torch_device()),
         threads=p.threads,
     )
+    if settings.limit is not None:  # SALRANK_LIMIT / salrank reproduce --limit
+        base = replace(base, limits=(settings.limit,) * 3)
+    if settings.epochs is not None:  # SALRANK_EPOCHS / salrank reproduce --epochs
+        base = replace(base, train={"epochs": settings.epochs})
     return replace(base, **overrides)
 
 

@@ -127,7 +127,7 @@ def _salicon(split: str, settings: Settings, detector: str | None) -> SceneSet:
     if split != "train":
         with warnings.catch_warnings():  # only val is divided here; train is checked elsewhere
             warnings.simplefilter("ignore", SplitSizeWarning)
-            keep = paper_splits([], fixations)[split]
+            keep = paper_splits([], fixations, n_val=salicon_val_count(len(fixations)))[split]
         fixations = {s: fixations[s] for s in keep}
     image_dir = root / "images" / source
     images = {s: image_dir / (fixations[s].file_name or f"{s}.jpg") for s in fixations}
@@ -139,6 +139,18 @@ def _salicon(split: str, settings: Settings, detector: str | None) -> SceneSet:
 
             boxes = {s: d.boxes for s, d in read_proposals(proposals, image_ids=list(fixations)).items()}
     return SceneSet(name="salicon", split=split, fixations=fixations, images=images, boxes=boxes)
+
+
+def salicon_val_count(n_val_images: int) -> int:
+    """How many of the sorted SALICON val images form the paper's val split: 1,200 of the full
+    5,000 (the rest is test); a smaller val set (a subset, a rehearsal tree) is divided in the
+    same 1,200 : 3,800 proportion, keeping at least one image on each side when it has two."""
+    from salrank.data.splits import PAPER_VAL_SIZE, SALICON_VAL_SIZE
+
+    if n_val_images >= SALICON_VAL_SIZE:
+        return PAPER_VAL_SIZE
+    k = round(n_val_images * PAPER_VAL_SIZE / SALICON_VAL_SIZE)
+    return min(max(k, 1), n_val_images - 1) if n_val_images >= 2 else n_val_images
 
 
 def _salicon_fixations_path(root: Path, source: str) -> Path:

@@ -52,6 +52,7 @@ class NetworkWeights:
     file: str | None = None
     sha256: str | None = None
     seed: int | None = None
+    rehearsal: bool = False  # a file of a rehearsal folder (:mod:`salrank.data.rehearsal`), not pretrained
 
     def __post_init__(self):
         if (self.file is None) == (self.seed is None):
@@ -65,11 +66,16 @@ class NetworkWeights:
     def label(self) -> str:
         """``"resnet18: random, seed 0"`` or ``"UNISAL: unisal_weights_best.pth (sha256 0123456789ab)"``."""
         what = f"random, seed {self.seed}" if self.random else f"{self.file} (sha256 {self.sha256 or 'unknown'})"
+        if self.rehearsal:
+            what += ", rehearsal weights"
         return f"{self.network}: {what}"
 
     @classmethod
     def of_file(cls, network: str, path: str | os.PathLike) -> NetworkWeights:
-        return cls(network, file=Path(path).name, sha256=_sha_prefix(Path(path)))
+        from salrank.weights import weights_label
+
+        return cls(network, file=Path(path).name, sha256=_sha_prefix(Path(path)),
+                   rehearsal=weights_label(Path(path).parent) is not None)
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,9 @@ def load_backbone(name: str = "resnet101", pretrained: bool = True, weights=None
         torch.manual_seed(seed)
         model = getattr(torchvision.models, ctor)(weights=None)
     if state is not None:
-        model.load_state_dict(state)
+        from salrank.weights import load_into
+
+        load_into(model, weights_name, path, state=state)  # all or nothing, the first bad key named
     trunk = nn.Sequential(*list(model.children())[:-2])
     device = torch.device(device) if device is not None else _default_device()
     return AppearanceBackbone(name, trunk, dim, identity).to(device)

@@ -789,13 +789,10 @@ def load_unisal(
     """
     model = UNISAL(fast_smoothing=fast_smoothing)
     if pretrained:
-        from salrank.weights import load_state_dict
+        from salrank.weights import load_into, load_state_dict
 
         state = load_state_dict(WEIGHTS_NAME, path=weights)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{WEIGHTS_NAME}: the weight file does not match UNISAL: {exc}") from exc
+        load_into(model, WEIGHTS_NAME, weights, state=state)
     elif weights is not None:
         raise ValueError("weights were given but pretrained=False; drop one of them")
     if device is None:

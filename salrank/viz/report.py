@@ -1,7 +1,9 @@
 """Presentation helpers shared by the notebooks: the provenance banner and result tables.
 
 Every page of the book opens with :func:`banner`, which states what data and weights its numbers
-come from; on the ``sample`` profile it labels them as sample results, never the paper's.
+come from; on the ``sample`` profile it labels them as sample results, never the paper's, and on the
+``full`` profile with a rehearsal weights folder (:mod:`salrank.data.rehearsal`) as "full profile,
+rehearsal weights", never "pretrained".
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ SAMPLE_WARNING = (
     "These numbers show that the pipeline runs; they are **not** the paper's numbers."
 )
 
+REHEARSAL_WARNING = (
+    "**Full profile, rehearsal weights.** Computed on the full profile's code path with rehearsal "
+    "weights (random values in the published formats, `salrank rehearsal`), not pretrained ones. "
+    "These numbers show that the full path runs; they are **not** the paper's numbers."
+)
+
 
 def banner_text(
     settings: Settings,
@@ -27,13 +35,20 @@ def banner_text(
     """The banner as Markdown: profile, data, weights and (on ``sample``) the sample warning."""
     from salrank.profiles import get_profile
 
+    rehearsal = None
     sample = get_profile(settings.profile).sample_result
     if sample:
         data = data or "embedded sample (10 real SALICON examples + SynthSal synthetic scenes)"
         weights = weights or "none (untrained backbones)"
     else:
+        from salrank.weights import weights_label
+
+        rehearsal = weights_label(settings.weights_dir)
         data = data or f"SALICON at `{settings.data_root}`"
-        weights = weights or f"pretrained files from `{settings.weights_dir}`"
+        if rehearsal:
+            weights = f"{rehearsal} from `{settings.weights_dir}`" + (f" ({weights})" if weights else "")
+        else:
+            weights = weights or f"pretrained files from `{settings.weights_dir}`"
     lines = [
         f"- **Profile:** `{settings.profile}`",
         f"- **Data:** {data}",
@@ -44,6 +59,8 @@ def banner_text(
     text = "\n".join(lines)
     if sample:
         text = f"> {SAMPLE_WARNING}\n\n{text}"
+    elif rehearsal:
+        text = f"> {REHEARSAL_WARNING}\n\n{text}"
     return text
 
 

@@ -37,7 +37,7 @@ class EfficientDetDetector(Detector):
     """
 
     def __init__(self, name: str = "efficientdet_d0", pretrained: bool = True, weights=None, device=None,
-                 image_size: int | None = None, check_hash: bool = True, **kwargs) -> None:
+                 image_size: int | None = None, check_hash: bool | None = None, **kwargs) -> None:
         super().__init__(device=device, **kwargs)
         info = detector_info(name)
         self.name = info.name
@@ -56,7 +56,9 @@ class EfficientDetDetector(Detector):
             state = load_state_dict(info.weights, weights, check=check_hash)
         net = effdet.EfficientDet(config, pretrained_backbone=False)  # never touches the network
         if state is not None:
-            net.load_state_dict(state)
+            from salrank.weights import load_into
+
+            load_into(net, info.weights, weights, state=state)
         self.model = effdet.DetBenchPredict(net).eval().to(self.device)
         self.input_size: tuple[int, int] = tuple(config.image_size)  # (height, width)
         self.options = {"pretrained": bool(pretrained), "input_size": list(self.input_size)}

@@ -37,7 +37,7 @@ class YoloDetector(Detector):
     """YOLOv5s-u through ultralytics. ``image_size``: the square inference size (default 640)."""
 
     def __init__(self, name: str = "yolov5su", pretrained: bool = True, weights=None, device=None,
-                 image_size: int = 640, check_hash: bool = True, **kwargs) -> None:
+                 image_size: int = 640, check_hash: bool | None = None, **kwargs) -> None:
         super().__init__(device=device, **kwargs)
         ultralytics = require_extra("ultralytics", name)
         info = detector_info(name)

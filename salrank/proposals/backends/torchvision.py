@@ -80,7 +80,7 @@ class TorchvisionDetector(Detector):
 
     def __init__(self, name: str = "fasterrcnn_resnet50_fpn", pretrained: bool = True, weights=None,
                  device=None, min_size: int | None = None, max_size: int | None = None,
-                 model_options: dict | None = None, check_hash: bool = True, **kwargs) -> None:
+                 model_options: dict | None = None, check_hash: bool | None = None, **kwargs) -> None:
         super().__init__(device=device, **kwargs)
         info = detector_info(name)
         self.name = info.name
@@ -96,7 +96,9 @@ class TorchvisionDetector(Detector):
 
             state = load_state_dict(info.weights, weights, check=check_hash)  # first: fail fast when missing
             model = build_torchvision_model(info.name, pretrained_layout=True, **options)
-            model.load_state_dict(state)
+            from salrank.weights import load_into
+
+            load_into(model, info.weights, weights, state=state)
         else:
             model = build_torchvision_model(info.name, **options)
         self.model = model.eval().to(self.device)
