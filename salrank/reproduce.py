@@ -309,7 +309,9 @@ def reproduce(
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
-    if settings.profile != "full":
+    from salrank.profiles import get_profile
+
+    if get_profile(settings.profile).sample_result:
         raise ValueError("salrank reproduce runs the full profile: set SALRANK_PROFILE=full")
     for what, path in (("SALRANK_DATA", settings.data_root), ("SALRANK_WEIGHTS", settings.weights_dir)):
         if path is None or not Path(path).is_dir():

@@ -120,20 +120,21 @@ def test_every_rehearsal_weight_loads_strictly(full_env, name, monkeypatch):
 
 
 def test_real_loaders_run_on_the_rehearsal_weights(full_env, monkeypatch):
-    from salrank.fosrnet.features import load_backbone, load_psm
+    from salrank.models.backbones import load_backbone, load_psm
     from salrank.proposals import create_detector
 
     with pytest.raises(ChecksumError):
         load_backbone("resnet101", device="cpu")
     monkeypatch.setenv("SALRANK_TRUST_WEIGHTS", "1")
     cnn = load_backbone("resnet101", device="cpu")
-    assert cnn.dim == 2048 and cnn.weights_id == "resnet101.tv_in1k+rehearsal"  # never "pretrained" ids
+    assert cnn.dim == 2048 and cnn.weights.rehearsal  # never labelled "pretrained"
+    assert cnn.weights.label.endswith("rehearsal weights")
     psm = load_psm(device="cpu")
-    assert psm.weights_id == "unisal.salicon+rehearsal"
+    assert psm.weights.rehearsal and psm.weights.label.endswith("rehearsal weights")
     from salrank.analysis.experiments import describe_setup, profile_setup
 
     said = describe_setup(profile_setup(get_settings(device="cpu")))["weights"]
-    assert said.count("(rehearsal weights)") == 2
+    assert said.count("rehearsal weights") == 2
     from PIL import Image
 
     image = np.asarray(Image.open(sorted((full_env.data / "images" / "val").glob("*.jpg"))[0]).convert("RGB"))

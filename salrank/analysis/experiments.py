@@ -288,9 +288,9 @@ def profile_setup(settings: Settings | None = None, profile: Profile | None = No
         device=str(settings.torch_device()),
         threads=p.threads,
     )
-    if settings.limit is not None:  # SALRANK_LIMIT / salrank reproduce --limit
+    if settings.limit is not None and not p.sample_result:  # SALRANK_LIMIT / salrank reproduce --limit
         base = replace(base, limits=(settings.limit,) * 3)
-    if settings.epochs is not None:  # SALRANK_EPOCHS / salrank reproduce --epochs
+    if settings.epochs is not None and not p.sample_result:  # SALRANK_EPOCHS / salrank reproduce --epochs
         base = replace(base, train={"epochs": settings.epochs})
     return replace(base, **overrides)
 

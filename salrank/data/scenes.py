@@ -145,11 +145,12 @@ def salicon_val_count(n_val_images: int) -> int:
     """How many of the sorted SALICON val images form the paper's val split: 1,200 of the full
     5,000 (the rest is test); a smaller val set (a subset, a rehearsal tree) is divided in the
     same 1,200 : 3,800 proportion, keeping at least one image on each side when it has two."""
-    from salrank.data.splits import PAPER_VAL_SIZE, SALICON_VAL_SIZE
+    from salrank.data.splits import SALICON_VAL_SIZE
+    from salrank.paper import VAL_SIZE
 
     if n_val_images >= SALICON_VAL_SIZE:
-        return PAPER_VAL_SIZE
-    k = round(n_val_images * PAPER_VAL_SIZE / SALICON_VAL_SIZE)
+        return VAL_SIZE
+    k = round(n_val_images * VAL_SIZE / SALICON_VAL_SIZE)
     return min(max(k, 1), n_val_images - 1) if n_val_images >= 2 else n_val_images
 
 
