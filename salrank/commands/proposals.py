@@ -2,6 +2,8 @@
 
 Writes the COCO detection-results format (``image_id`` = file stem, ``bbox`` = ``[x, y, w, h]``
 pixels) after the paper's filtering; an interrupted run resumes from ``OUT.partial.jsonl``.
+Under ``torchrun --nproc_per_node N -m salrank proposals ...`` the images are sharded across the
+ranks and rank 0 merges the parts into the same file (:mod:`salrank.distributed`).
 
 Examples::
 
@@ -42,7 +44,8 @@ def register(subparsers) -> None:
                    help="COCO-style boxes for --detector oracle with --images")
     p.add_argument("--out", type=Path, metavar="FILE", help="results file (JSON)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: SALRANK_DEVICE)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:0 ... (default: SALRANK_DEVICE; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--weights", type=Path, default=None, help="an explicit weight file")
     p.add_argument("--random-init", action="store_true",
                    help="random weights (no download; for smoke tests, the proposals are meaningless)")
@@ -89,6 +92,7 @@ def _sample_images(which: str, split: str, progress: bool = True) -> tuple[dict[
 
 
 def run(args) -> int:
+    from salrank.distributed import rank_device
     from salrank.proposals import create_detector, generate_proposals, images_in_dir, list_detectors
     from salrank.proposals.registry import detector_info
     from salrank.weights import WeightsNotFoundError
@@ -134,7 +138,8 @@ def run(args) -> int:
     if name == "oracle":
         kwargs.update(true_boxes=true_boxes, seed=args.seed, score_threshold=0.0)
     try:
-        detector = create_detector(name, pretrained=not args.random_init, weights=args.weights, device=args.device,
+        detector = create_detector(name, pretrained=not args.random_init, weights=args.weights,
+                                   device=rank_device(args.device),
                                    **kwargs)
     except (WeightsNotFoundError, ImportError) as exc:
         raise CommandError(str(exc)) from None
@@ -146,11 +151,18 @@ def run(args) -> int:
         "iou_threshold": args.iou_threshold,
         "top_n": args.top_n,
     }
+    from salrank.distributed import run_sharded
+    from salrank.proposals.generate import merge_proposal_parts
+
+    def write(keys, path):
+        return generate_proposals(detector, {k: images[k] for k in keys}, path, batch_size=args.batch_size,
+                                  filter_options=filter_options, apply_filter=not args.no_filter,
+                                  progress=not args.quiet)
+
     try:
-        out = generate_proposals(detector, images, args.out, batch_size=args.batch_size,
-                                 filter_options=filter_options, apply_filter=not args.no_filter,
-                                 progress=not args.quiet)
+        wrote = run_sharded(args.out, list(images), write, merge_proposal_parts)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    print(f"wrote proposals for {len(images)} image(s) to {out}")
+    if wrote:
+        print(f"wrote proposals for {len(images)} image(s) to {args.out}")
     return 0

@@ -3,7 +3,9 @@
 detector -> the paper's proposal filtering -> UNISAL + CNN features -> FOSRNet -> ranks
 (1 = most salient). Without ``--checkpoint`` the ranker is untrained. Offline without pretrained
 weights this fails at once, naming the missing file; ``--no-pretrained`` runs every model with
-random weights (smoke tests only: the ranks are meaningless).
+random weights (smoke tests only: the ranks are meaningless). Under ``torchrun --nproc_per_node N
+-m salrank rank ...`` the images are sharded across the ranks and rank 0 merges the parts into the
+same ``--out`` file (:mod:`salrank.distributed`).
 
 Example::
 
@@ -35,6 +37,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from salrank.distributed import rank_device
     from salrank.fosrnet.pipeline import RankingPipeline, draw_ranking
     from salrank.io import atomic_write_json
     from salrank.weights import WeightsNotFoundError
@@ -47,7 +50,7 @@ def run(args) -> int:
             warnings.simplefilter("ignore", UserWarning)
             pipeline = RankingPipeline.from_checkpoint(
                 args.checkpoint, detector=args.detector, pretrained=not args.no_pretrained,
-                backbone=args.backbone, device=args.device)
+                backbone=args.backbone, device=rank_device(args.device))
     except WeightsNotFoundError as exc:
         raise CommandError(str(exc)) from None
     except (FileNotFoundError, KeyError, ValueError, ImportError) as exc:
@@ -56,14 +59,36 @@ def run(args) -> int:
         print("note: random weights everywhere (--no-pretrained): the ranks are meaningless")
     if args.checkpoint is None:
         print("note: no --checkpoint: the ranker is untrained")
-    results = pipeline.rank([str(p) for p in args.images])
-    atomic_write_json(args.out, {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
-                                 "pretrained": not args.no_pretrained, "images": [r.to_dict() for r in results]})
-    print(f"ranked {sum(len(r.ranks) for r in results)} proposals in {len(results)} image(s): {args.out}")
-    if args.overlay is not None:
-        for path, result in zip(args.images, results, strict=True):
-            target = args.overlay if len(results) == 1 else args.overlay.with_name(
-                f"{args.overlay.stem}_{path.stem}{args.overlay.suffix}")
-            draw_ranking(path, result, target)
-            print(f"overlay: {target}")
+    import json
+
+    from salrank.distributed import current, run_sharded
+
+    stems = {p.stem for p in args.images}
+    if current().sharded and len(stems) < len(args.images):
+        raise CommandError("a sharded run needs distinct image file stems (the stem is the image id)")
+    header = {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
+              "pretrained": not args.no_pretrained}
+
+    def write(keys, path):
+        mine = set(keys)
+        paths = [p for p in args.images if p.stem in mine]  # the command line's order
+        results = pipeline.rank([str(p) for p in paths]) if paths else []
+        atomic_write_json(path, {**header, "images": [r.to_dict() for r in results]})
+        if args.overlay is not None:
+            for image, result in zip(paths, results, strict=True):
+                target = args.overlay if len(args.images) == 1 else args.overlay.with_name(
+                    f"{args.overlay.stem}_{image.stem}{args.overlay.suffix}")
+                draw_ranking(image, result, target)
+                print(f"overlay: {target}")
+
+    def merge(parts, out):
+        entries = {}
+        for part in parts:
+            for entry in json.loads(part.read_text(encoding="utf-8"))["images"]:
+                entries[entry["image"]] = entry
+        atomic_write_json(out, {**header, "images": [entries[p.name] for p in args.images]})
+
+    if run_sharded(args.out, sorted(stems), write, merge):
+        n = sum(len(e["ranks"]) for e in json.loads(args.out.read_text(encoding="utf-8"))["images"])
+        print(f"ranked {n} proposals in {len(args.images)} image(s): {args.out}")
     return 0

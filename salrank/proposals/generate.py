@@ -25,7 +25,7 @@ from salrank.io import atomic_write_json
 from salrank.proposals.filtering import DEFAULTS, filter_proposals
 from salrank.proposals.registry import Detections, Detector
 
-__all__ = ["generate_proposals", "read_proposals", "sidecar_path", "images_in_dir", "IMAGE_SUFFIXES"]
+__all__ = ["generate_proposals", "merge_proposal_parts", "read_proposals", "sidecar_path", "images_in_dir", "IMAGE_SUFFIXES"]
 
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -174,8 +174,29 @@ def generate_proposals(
                 on_batch(len(items) - len(todo) + start + len(batch), len(items))
 
     results = [rec for key, _ in items for rec in done[key]]
-    atomic_write_json(out, results, separators=(",", ":"))
+    _write_results(out, results)
     sidecar.unlink()
+    return out
+
+
+def _write_results(out: Path, results: list[dict]) -> None:
+    atomic_write_json(out, results, separators=(",", ":"))
+
+
+def merge_proposal_parts(parts: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Merge results files of disjoint image sets (e.g. the ranks of a sharded run) into ``out``:
+    the bytes :func:`generate_proposals` writes for all the images at once (images by stem)."""
+    by_image: dict[str, list[dict]] = {}
+    for part in parts:
+        mine: dict[str, list[dict]] = {}
+        for rec in json.loads(Path(part).read_text(encoding="utf-8")):
+            mine.setdefault(str(rec["image_id"]), []).append(rec)
+        twice = sorted(set(mine) & set(by_image))
+        if twice:
+            raise ValueError(f"image {twice[0]!r} appears in two parts")
+        by_image.update(mine)
+    out = Path(out)
+    _write_results(out, [rec for key in sorted(by_image) for rec in by_image[key]])
     return out
 
 
