@@ -87,17 +87,23 @@ def _barrier(ctx: Dist) -> None:
             dist.barrier()
 
 
-def shard(keys: Sequence[str], rank: int, world_size: int) -> list[str]:
-    """The ids of rank ``rank`` of ``world_size``: ``sorted(keys)[rank::world_size]``.
+def shard(keys: Sequence[str], rank: int, world_size: int, chunk: int = 1) -> list[str]:
+    """The ids of rank ``rank`` of ``world_size``: the sorted ids cut into runs of ``chunk``, run
+    ``i`` to rank ``i % world_size`` (``chunk=1``: ``sorted(keys)[rank::world_size]``).
 
-    Every id goes to exactly one rank; duplicates are refused (an id names one output entry).
+    Every id goes to exactly one rank; duplicates are refused (an id names one output entry). Cut
+    a rank's ids into runs of ``chunk`` again and you get exactly the runs of a single process, so
+    a command that works in batches of ``chunk`` sees the same batches however many ranks run it.
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"shard: rank {rank} of world size {world_size}")
+    if chunk < 1:
+        raise ValueError(f"shard: chunk must be >= 1, got {chunk}")
     ordered = sorted(str(k) for k in keys)
     if len(set(ordered)) != len(ordered):
         raise ValueError("shard: duplicate image ids (the file stem is the id)")
-    return ordered[rank::world_size]
+    runs = [ordered[i : i + chunk] for i in range(0, len(ordered), chunk)]
+    return [k for run in runs[rank::world_size] for k in run]
 
 
 def part_path(out: str | os.PathLike, rank: int, world_size: int) -> Path:
@@ -123,12 +129,13 @@ def run_sharded(
     write: Callable[[list[str], Path], object],
     merge: Callable[[list[Path], Path], object],
     ctx: Dist | None = None,
+    chunk: int = 1,
 ) -> bool:
     """Write ``out`` for ``keys``, sharded across the ranks of a ``torchrun`` job.
 
     ``write(keys, path)`` writes the output of some ids to ``path`` (atomically); ``merge(parts,
     out)`` combines the parts (in rank order) into ``out``, byte-identical to ``write(all keys,
-    out)``. Single process: ``write(sorted keys, out)``. Returns ``True`` on the process that
+    out)``. Single process: ``write(sorted keys, out)``. ``chunk``: see :func:`shard`. Returns ``True`` on the process that
     wrote ``out`` (rank 0, or the single process).
     """
     ctx = ctx or init()
@@ -136,7 +143,7 @@ def run_sharded(
     if not ctx.sharded:
         write(sorted(str(k) for k in keys), out)
         return True
-    mine = shard(keys, ctx.rank, ctx.world_size)
+    mine = shard(keys, ctx.rank, ctx.world_size, chunk)
     part = part_path(out, ctx.rank, ctx.world_size)
     if not part.is_file():  # a part on disk is complete (written atomically): resume
         write(mine, part)

@@ -29,10 +29,24 @@ def test_shard_partitions_sorted_ids(keys, world):
     assert [shard(list(reversed(keys)), r, world) for r in range(world)] == parts
 
 
+@given(st.integers(0, 30), st.integers(1, 5), st.integers(1, 4))
+def test_shard_in_chunks_keeps_the_single_process_batches(n, world, chunk):
+    keys = [f"k{i:02d}" for i in range(n)]
+    runs = [keys[i : i + chunk] for i in range(0, n, chunk)]
+    rechunked = []
+    for r in range(world):
+        mine = shard(keys, r, world, chunk)
+        rechunked += [mine[i : i + chunk] for i in range(0, len(mine), chunk)]
+    assert sorted(rechunked) == runs
+
+
 def test_shard_by_hand_and_bad_inputs():
     assert shard(["d", "a", "c", "b", "e"], 0, 2) == ["a", "c", "e"]
     assert shard(["d", "a", "c", "b", "e"], 1, 2) == ["b", "d"]
     assert shard(["a"], 2, 3) == []
+    assert shard(list("abcdefg"), 1, 2, chunk=3) == ["d", "e", "f"]
+    with pytest.raises(ValueError, match="chunk"):
+        shard(["a"], 0, 1, chunk=0)
     with pytest.raises(ValueError, match="duplicate"):
         shard(["a", "a"], 0, 1)
     with pytest.raises(ValueError):
@@ -98,12 +112,12 @@ def _torchrun(args, cwd, nproc=2):
 
 @pytest.mark.slow
 def test_torchrun_proposals_byte_identical_and_resumable(tmp_path):
-    args = ["proposals", "--detector", "oracle", "--sample", "salicon", "--quiet", "--seed", "3"]
+    args = ["proposals", "--detector", "oracle", "--sample", "salicon", "--quiet", "--seed", "3", "--batch-size", "2"]
     _torchrun([*args, "--out", "single.json"], tmp_path, nproc=1)
     # a part left by an interrupted sharded run is reused, not recomputed
     single = json.loads((tmp_path / "single.json").read_text())
     stems = sorted({r["image_id"] for r in single})
-    kept = [r for r in single if r["image_id"] in shard(stems, 1, 2)]
+    kept = [r for r in single if r["image_id"] in shard(stems, 1, 2, chunk=2)]
     (tmp_path / "sharded.json.part1-of-2").write_text(json.dumps(kept, separators=(",", ":")))
     proc = _torchrun([*args, "--out", "sharded.json"], tmp_path)
     assert (tmp_path / "sharded.json").read_bytes() == (tmp_path / "single.json").read_bytes()
@@ -115,7 +129,8 @@ def test_torchrun_proposals_byte_identical_and_resumable(tmp_path):
 def test_torchrun_rank_byte_identical(tmp_path):
     images = sorted((Path(__file__).resolve().parents[1] / "salrank/sample_data/salicon_examples/images").glob("*.jpg"))
     images = [shutil.copy(p, tmp_path / p.name) for p in images[:3]]
-    args = ["rank", *map(str, reversed(images)), "--no-pretrained", "--backbone", "resnet18", "--device", "cpu"]
+    args = ["rank", *map(str, reversed(images)), "--no-pretrained", "--backbone", "resnet18", "--device", "cpu",
+            "--batch-size", "1"]  # rank 0 ranks 2 images, rank 1 one
     _torchrun([*args, "--out", "single.json"], tmp_path, nproc=1)
     _torchrun([*args, "--out", "sharded.json"], tmp_path)
     assert (tmp_path / "sharded.json").read_bytes() == (tmp_path / "single.json").read_bytes()

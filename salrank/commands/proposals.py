@@ -160,7 +160,7 @@ def run(args) -> int:
                                   progress=not args.quiet)
 
     try:
-        wrote = run_sharded(args.out, list(images), write, merge_proposal_parts)
+        wrote = run_sharded(args.out, list(images), write, merge_proposal_parts, chunk=args.batch_size)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if wrote:

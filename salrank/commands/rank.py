@@ -32,7 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--overlay", type=Path, default=None,
                    help="save the image with ranked boxes (with several images: IMAGE stem appended)")
     p.add_argument("--no-pretrained", action="store_true", help="random weights everywhere (smoke tests)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="default: SALRANK_DEVICE; under torchrun cuda:LOCAL_RANK")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="images per pipeline call, taken in sorted-stem order (under torchrun: the unit of the split)")
     p.set_defaults(func=run)
 
 
@@ -42,6 +44,8 @@ def run(args) -> int:
     from salrank.io import atomic_write_json
     from salrank.weights import WeightsNotFoundError
 
+    if args.batch_size < 1:
+        raise CommandError("--batch-size must be >= 1")
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         raise CommandError(f"image not found: {', '.join(missing)}")
@@ -70,9 +74,15 @@ def run(args) -> int:
               "pretrained": not args.no_pretrained}
 
     def write(keys, path):
-        mine = set(keys)
-        paths = [p for p in args.images if p.stem in mine]  # the command line's order
-        results = pipeline.rank([str(p) for p in paths]) if paths else []
+        by_stem: dict[str, list[Path]] = {}
+        for p in args.images:
+            by_stem.setdefault(p.stem, []).append(p)
+        done = {}
+        for start in range(0, len(keys), args.batch_size):  # the same batches for any number of ranks
+            batch = [p for k in keys[start : start + args.batch_size] for p in by_stem[k]]
+            done.update(zip(batch, pipeline.rank([str(p) for p in batch]), strict=True))
+        paths = [p for p in args.images if p in done]  # the command line's order
+        results = [done[p] for p in paths]
         atomic_write_json(path, {**header, "images": [r.to_dict() for r in results]})
         if args.overlay is not None:
             for image, result in zip(paths, results, strict=True):
@@ -88,7 +98,7 @@ def run(args) -> int:
                 entries[entry["image"]] = entry
         atomic_write_json(out, {**header, "images": [entries[p.name] for p in args.images]})
 
-    if run_sharded(args.out, sorted(stems), write, merge):
+    if run_sharded(args.out, sorted(stems), write, merge, chunk=args.batch_size):
         n = sum(len(e["ranks"]) for e in json.loads(args.out.read_text(encoding="utf-8"))["images"])
         print(f"ranked {n} proposals in {len(args.images)} image(s): {args.out}")
     return 0
