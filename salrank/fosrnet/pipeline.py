@@ -72,7 +72,8 @@ class RankingPipeline:
         """Build the pipeline; the detector is created first, so missing weights fail fast.
 
         ``detector=None``: no detector (for :meth:`rank_boxes` on given boxes only).
-        ``pretrained=False``: every model random (smoke tests; meaningless ranks). Without a
+        ``pretrained=False``: every model random (smoke tests; meaningless ranks), seeded, so that
+        every process (e.g. the ranks of a ``torchrun`` job) builds the same models. Without a
         ``checkpoint`` the ranker is an untrained FOSRNet on ``backbone`` features (a warning says so).
         Raises :class:`salrank.weights.WeightsNotFoundError` when a pretrained file is missing.
         """
@@ -82,7 +83,11 @@ class RankingPipeline:
         kwargs = dict(detector_kwargs or {})
         if not pretrained:
             kwargs.setdefault("score_threshold", 0.0)
-        det = None if detector is None else create_detector(detector, pretrained=pretrained, device=device, **kwargs)
+        det = None
+        if detector is not None:
+            with torch.random.fork_rng(devices=[]):  # a random-weight detector is the same in every process
+                torch.manual_seed(0)
+                det = create_detector(detector, pretrained=pretrained, device=device, **kwargs)
         meta: dict = {}
         if checkpoint is not None:
             from salrank.fosrnet.train import load_checkpoint
