@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-command GPU run of the salrank benchmark suite (AMP on, larger batches).
+# One-command GPU run of the salrank benchmark suite (AMP on, larger batches), including the
+# hardware-relative figures flop_bound (fraction of the FLOP bound) and host_overhead.
 #
 #   benchmarks/gpu.sh                    # full suite -> $OUT/bench-gpu.json (OUT defaults to benchmarks/)
 #   OUT=/tmp/results benchmarks/gpu.sh --quick --only end_to_end,detectors

@@ -1,7 +1,8 @@
-"""``python -m salrank``: the command line (:mod:`salrank.cli`)."""
+"""``python -m salrank``: the command line (also ``torchrun ... -m salrank``, see :mod:`salrank.distributed`)."""
 
 import sys
 
 from salrank.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

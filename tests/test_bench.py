@@ -194,7 +194,7 @@ def test_record_schema_and_json_round_trip():
 
 def test_evaluate_targets_logic():
     results = [{"name": "gt_relabel.salicon_15k", "median": 10.0},
-               {"name": "end_to_end.images_per_s", "median": 150.0},
+               {"name": "end_to_end.images_per_s", "median": 1500.0},
                {"name": "training.fast_epoch_10k", "median": 599.0}]
     ratios = [{"name": "gt_relabel.speedup", "value": 29.9}, {"name": "head.flop_ratio", "value": float("nan")},
               {"name": "acb.speedup", "value": 5.0}]
@@ -204,10 +204,10 @@ def test_evaluate_targets_logic():
     assert cpu["head_flop_ratio"]["status"] == "fail"  # NaN never passes
     assert cpu["acb_speedup"]["status"] == "pass"
     assert cpu["train_fast_epoch"]["status"] == "pass"
-    assert cpu["end_to_end_gpu"]["status"] == "n/a" and cpu["end_to_end_gpu"]["value"] == 150.0
+    assert cpu["end_to_end_gpu"]["status"] == "n/a" and cpu["end_to_end_gpu"]["value"] == 1500.0
     cuda = {t["name"]: t for t in evaluate_targets(results, ratios, "cuda:0")}
     assert cuda["end_to_end_gpu"]["status"] == "pass" and cuda["end_to_end_gpu"]["passed"] is True
-    slow = evaluate_targets([{"name": "end_to_end.images_per_s", "median": 99.9}], [], "cuda")
+    slow = evaluate_targets([{"name": "end_to_end.images_per_s", "median": 999.9}], [], "cuda")
     assert {t["name"]: t["status"] for t in slow}["end_to_end_gpu"] == "fail"
 
 
@@ -431,7 +431,7 @@ def test_public_surface():
     assert salrank.bench.TARGETS is TARGETS and salrank.bench.format_summary is format_summary
     assert salrank.bench.load_records is load_records
     assert list(BENCHMARKS) == ["gt_relabel", "fixation_load", "detectors", "unisal", "features", "head", "acb",
-                                "end_to_end", "training"]
+                                "end_to_end", "training", "flop_bound", "host_overhead"]
     assert all(b.name == name and callable(b.run) for name, b in BENCHMARKS.items())
 
 

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from salrank.bench.core import BenchConfig, Benchmark, Measurement, resolve_amp
+from salrank.bench.hardware import bench_flop_bound, bench_host_overhead
 from salrank.bench.records import SCHEMA
 from salrank.bench.stages import (
     bench_acb,
@@ -75,6 +76,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("acb", "ACB ranking at n = 20: batched vs per-sequence loop", bench_acb),
     Benchmark("end_to_end", "EfficientDet-D0 + UNISAL + ResNet101 + FOSRNet, per-stage times", bench_end_to_end),
     Benchmark("training", "training on SALICON-scale cached features", bench_training),
+    Benchmark("flop_bound", "end to end as a fraction of the FLOP bound, per-image vs batched", bench_flop_bound),
+    Benchmark("host_overhead", "host CPU time per image with every network stubbed", bench_host_overhead),
 )}
 
 

@@ -5,6 +5,8 @@ pixels) after the paper's filtering; an interrupted run resumes from ``OUT.parti
 Unreadable images are reported, skipped and listed in ``OUT.skipped.json`` (``--strict``: stop
 at the first one). Random weights (``--random-init``, or missing weights on the ``sample``
 profile) come from ``--seed``, recorded in the resume header: a resume with another seed is refused.
+Under ``torchrun --nproc_per_node N -m salrank proposals ...`` the images are sharded across the
+ranks and rank 0 merges the parts into the same file (:mod:`salrank.distributed`).
 
 Examples::
 
@@ -48,7 +50,8 @@ def register(subparsers) -> None:
                    help="COCO-style boxes for --detector oracle with --images")
     p.add_argument("--out", type=Path, metavar="FILE", help="results file (JSON)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: SALRANK_DEVICE)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:0 ... (default: SALRANK_DEVICE; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--weights", type=Path, default=None, help="an explicit weight file")
     p.add_argument("--random-init", action="store_true",
                    help="random weights (no download; for smoke tests, the proposals are meaningless)")
@@ -100,6 +103,7 @@ def _sample_images(which: str, split: str, progress: bool = True) -> tuple[dict[
 
 
 def run(args) -> int:
+    from salrank.distributed import rank_device
     from salrank.proposals import create_detector, generate_proposals, images_in_dir, list_detectors
     from salrank.proposals.registry import detector_info
     from salrank.weights import WeightsNotFoundError
@@ -162,7 +166,7 @@ def run(args) -> int:
     try:
         try:
             detector = create_detector(name, pretrained=not args.random_init, weights=args.weights,
-                                       device=args.device, seed=args.seed, **kwargs)
+                                       device=rank_device(args.device), seed=args.seed, **kwargs)
         except WeightsNotFoundError as exc:
             from salrank.profiles import get_profile
 
@@ -170,21 +174,27 @@ def run(args) -> int:
                 raise
             print(f"note: {str(exc).splitlines()[0].rstrip('.')}; the sample profile falls back to random weights "
                   f"(seed {args.seed}): the proposals are meaningless (SALRANK_PROFILE=full makes this an error)")
-            detector = create_detector(name, pretrained=False, device=args.device, seed=args.seed, **kwargs)
+            detector = create_detector(name, pretrained=False, device=rank_device(args.device), seed=args.seed,
+                                       **kwargs)
     except ImportError as exc:
         raise CommandError(str(exc)) from None
+    from salrank.distributed import run_sharded
+    from salrank.proposals.generate import merge_proposal_parts, skipped_path
+
+    def write(keys, path):
+        return generate_proposals(detector, {k: images[k] for k in keys}, path, batch_size=args.batch_size,
+                                  filter_options=filter_options, apply_filter=not args.no_filter,
+                                  progress=not args.quiet, max_side=args.max_side,
+                                  on_error="raise" if args.strict else "skip",
+                                  log=lambda message: print(message, file=sys.stderr))
+
     try:
-        out = generate_proposals(detector, images, args.out, batch_size=args.batch_size,
-                                 filter_options=filter_options, apply_filter=not args.no_filter,
-                                 progress=not args.quiet, max_side=args.max_side,
-                                 on_error="raise" if args.strict else "skip",
-                                 log=lambda message: print(message, file=sys.stderr))
+        wrote = run_sharded(args.out, list(images), write, merge_proposal_parts, chunk=args.batch_size)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    from salrank.proposals.generate import skipped_path
-
-    skipped = skipped_path(out)
-    n_skipped = len(json.loads(skipped.read_text(encoding="utf-8"))) if skipped.is_file() else 0
-    note = f"; skipped {n_skipped} unreadable image(s), listed in {skipped}" if n_skipped else ""
-    print(f"wrote proposals for {len(images) - n_skipped} image(s) to {out}{note}")
+    if wrote:
+        skipped = skipped_path(args.out)
+        n_skipped = len(json.loads(skipped.read_text(encoding="utf-8"))) if skipped.is_file() else 0
+        note = f"; skipped {n_skipped} unreadable image(s), listed in {skipped}" if n_skipped else ""
+        print(f"wrote proposals for {len(images) - n_skipped} image(s) to {args.out}{note}")
     return 0

@@ -8,7 +8,9 @@ naming the missing file. ``--no-pretrained`` asks for random weights (smoke test
 ranks are meaningless); random weights come from ``--seed`` (default 0), so a rerun repeats them.
 Images that cannot be read are reported, skipped and listed under ``"skipped"`` in the output
 (``--strict``: fail instead). Images with a side above ``--max-side`` pixels are scaled down
-before the networks; the boxes are given in the file's pixels.
+before the networks; the boxes are given in the file's pixels. Under ``torchrun --nproc_per_node N
+-m salrank rank ...`` the images are sharded across the ranks (runs of ``--batch-size`` of the
+sorted stems) and rank 0 merges the parts into the same ``--out`` file (:mod:`salrank.distributed`).
 
 Example::
 
@@ -43,7 +45,9 @@ def register(subparsers) -> None:
                    help=f"scale images down to this longer side (pixels) before the networks; 0 = never "
                         f"(default {DEFAULT_MAX_SIDE})")
     p.add_argument("--strict", action="store_true", help="fail if any image cannot be read (default: skip it)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="default: SALRANK_DEVICE; under torchrun cuda:LOCAL_RANK")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="images per pipeline call, taken in sorted-stem order (under torchrun: the unit of the split)")
     p.set_defaults(func=run)
 
 
@@ -85,17 +89,21 @@ def _to_file_pixels(result, scale: tuple[float, float], size: tuple[int, int]):
 
 
 def _build_pipeline(args, pretrained: bool):
+    from salrank.distributed import rank_device
     from salrank.fosrnet.pipeline import RankingPipeline
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return RankingPipeline.from_checkpoint(
             args.checkpoint, detector=args.detector, pretrained=pretrained,
-            backbone=args.backbone, device=args.device, seed=args.seed)
+            backbone=args.backbone, device=rank_device(args.device), seed=args.seed)
 
 
 def run(args) -> int:
+    import json
+
     from salrank.data.images import image_size
+    from salrank.distributed import current, run_sharded
     from salrank.errors import check_int
     from salrank.fosrnet.pipeline import draw_ranking
     from salrank.io import atomic_write_json
@@ -104,6 +112,7 @@ def run(args) -> int:
 
     check_int("seed", args.seed, 0)
     check_int("max_side", args.max_side, 0)
+    check_int("batch_size", args.batch_size, 1)
     check_output_file(args.out)
     if args.overlay is not None:
         check_output_file(args.overlay, "--overlay")
@@ -111,9 +120,9 @@ def run(args) -> int:
         from salrank.fosrnet.train import read_checkpoint
 
         read_checkpoint(args.checkpoint)
-    loaded, skipped = read_images(args.images, args.max_side, args.strict)
-    if not loaded:
-        raise CommandError("no image can be read: " + "; ".join(s["error"] for s in skipped))
+    stems = {p.stem for p in args.images}
+    if current().sharded and len(stems) < len(args.images):
+        raise CommandError("a sharded run needs distinct image file stems (the stem is the image id)")
     pretrained = not args.no_pretrained
     fallback = None
     try:
@@ -135,22 +144,55 @@ def run(args) -> int:
     if args.checkpoint is None:
         print("note: no --checkpoint: the ranker is untrained")
     print(f"feature networks: {pipeline.weights.label}")
-    results = pipeline.rank([image for _, image, _ in loaded], names=[p.name for p, _, _ in loaded])
-    in_file = [_to_file_pixels(r, scale, image_size(path)) for r, (path, _, scale) in zip(results, loaded, strict=True)]
-    record = {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
-              "pretrained": pretrained, "weights": pipeline.weights.to_dict(), "seed": args.seed, "max_side": args.max_side,
-              "images": [r.to_dict() for r in in_file], "skipped": skipped}
+    header = {"detector": pipeline.detector.name, "checkpoint": str(args.checkpoint or ""),
+              "pretrained": pretrained, "weights": pipeline.weights.to_dict(), "seed": args.seed,
+              "max_side": args.max_side}
     if fallback:
-        record["fallback"] = fallback
-    atomic_write_json(args.out, record)
-    summary = f"ranked {sum(len(r.ranks) for r in results)} proposals in {len(results)} image(s)"
-    if skipped:
-        summary += f", skipped {len(skipped)} unreadable: {', '.join(Path(s['image']).name for s in skipped)}"
+        header["fallback"] = fallback
+    by_stem: dict[str, list[Path]] = {}
+    for p in args.images:
+        by_stem.setdefault(p.stem, []).append(p)
+
+    def write(keys, path):
+        """Rank the images of ``keys`` (stems) in runs of ``--batch-size`` and write them to ``path``."""
+        done, skipped = {}, []
+        for start in range(0, len(keys), args.batch_size):  # the same batches for any number of ranks
+            batch = [p for k in keys[start : start + args.batch_size] for p in by_stem[k]]
+            loaded, bad = read_images(batch, args.max_side, args.strict)
+            skipped += bad
+            if not loaded:
+                continue
+            results = pipeline.rank([image for _, image, _ in loaded], names=[p.name for p, _, _ in loaded])
+            for (p, image, scale), result in zip(loaded, results, strict=True):
+                done[p] = _to_file_pixels(result, scale, image_size(p))
+                if args.overlay is not None:
+                    target = args.overlay if len(args.images) == 1 else args.overlay.with_name(
+                        f"{args.overlay.stem}_{p.stem}{args.overlay.suffix}")
+                    draw_ranking(image, result, target)
+                    print(f"overlay: {target}")
+        order = {str(p): i for i, p in enumerate(args.images)}  # the command line's order
+        skipped.sort(key=lambda s: order[s["image"]])
+        atomic_write_json(path, {**header, "images": [done[p].to_dict() for p in args.images if p in done],
+                                 "skipped": skipped})
+
+    def merge(parts, out):
+        entries, skipped = {}, {}
+        for part in parts:
+            record = json.loads(Path(part).read_text(encoding="utf-8"))
+            entries.update((entry["image"], entry) for entry in record["images"])
+            skipped.update((s["image"], s) for s in record["skipped"])
+        atomic_write_json(out, {**header, "images": [entries[p.name] for p in args.images if p.name in entries],
+                                "skipped": [skipped[str(p)] for p in args.images if str(p) in skipped]})
+
+    if not run_sharded(args.out, sorted(stems), write, merge, chunk=args.batch_size):
+        return 0
+    record = json.loads(args.out.read_text(encoding="utf-8"))
+    if not record["images"]:
+        raise CommandError("no image can be read: " + "; ".join(s["error"] for s in record["skipped"]))
+    summary = (f"ranked {sum(len(e['ranks']) for e in record['images'])} proposals in "
+               f"{len(record['images'])} image(s)")
+    if record["skipped"]:
+        summary += f", skipped {len(record['skipped'])} unreadable: " + ", ".join(
+            Path(s["image"]).name for s in record["skipped"])
     print(f"{summary}: {args.out}")
-    if args.overlay is not None:
-        for (path, image, _), result in zip(loaded, results, strict=True):
-            target = args.overlay if len(args.images) == 1 else args.overlay.with_name(
-                f"{args.overlay.stem}_{path.stem}{args.overlay.suffix}")
-            draw_ranking(image, result, target)
-            print(f"overlay: {target}")
     return 0

@@ -65,7 +65,8 @@ class RankingPipeline:
         """Build the pipeline; the detector is created first, so missing weights fail fast.
 
         ``detector=None``: no detector (for :meth:`rank_boxes` on given boxes only).
-        ``pretrained=False``: every model random (smoke tests; meaningless ranks). Without a
+        ``pretrained=False``: every model random (smoke tests; meaningless ranks), seeded, so that
+        every process (e.g. the ranks of a ``torchrun`` job) builds the same models. Without a
         ``checkpoint`` the ranker is an untrained FOSRNet on ``backbone`` features (a warning says so).
         ``seed``: every random initialisation (detector, extractors without pretrained weights,
         the untrained ranker) comes from it, so a random-weight run repeats exactly.

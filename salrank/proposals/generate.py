@@ -31,7 +31,8 @@ from salrank.io import atomic_write_json
 from salrank.proposals.filtering import DEFAULTS, check_filter_options, filter_proposals
 from salrank.proposals.registry import Detections, Detector
 
-__all__ = ["generate_proposals", "read_proposals", "sidecar_path", "skipped_path", "images_in_dir", "IMAGE_SUFFIXES"]
+__all__ = ["generate_proposals", "merge_proposal_parts", "read_proposals", "sidecar_path", "skipped_path",
+           "images_in_dir", "IMAGE_SUFFIXES"]
 
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -237,8 +238,40 @@ def generate_proposals(
         atomic_write_json(skipped_path(out), skipped, indent=1)
     else:
         skipped_path(out).unlink(missing_ok=True)
-    atomic_write_json(out, results, separators=(",", ":"))
+    _write_results(out, results)
     sidecar.unlink()
+    return out
+
+
+def _write_results(out: Path, results: list[dict]) -> None:
+    atomic_write_json(out, results, separators=(",", ":"))
+
+
+def merge_proposal_parts(parts: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Merge results files of disjoint image sets (e.g. the ranks of a sharded run) into ``out``:
+    the bytes :func:`generate_proposals` writes for all the images at once (images by stem), and
+    the parts' lists of unreadable images into ``skipped_path(out)``."""
+    by_image: dict[str, list[dict]] = {}
+    for part in parts:
+        mine: dict[str, list[dict]] = {}
+        for rec in json.loads(Path(part).read_text(encoding="utf-8")):
+            mine.setdefault(str(rec["image_id"]), []).append(rec)
+        twice = sorted(set(mine) & set(by_image))
+        if twice:
+            raise ValueError(f"image {twice[0]!r} appears in two parts")
+        by_image.update(mine)
+    out = Path(out)
+    skipped = []  # the parts' unreadable images (``skipped_path``), in part order
+    for part in parts:
+        if skipped_path(part).is_file():
+            skipped += json.loads(skipped_path(part).read_text(encoding="utf-8"))
+    _write_results(out, [rec for key in sorted(by_image) for rec in by_image[key]])
+    if skipped:
+        atomic_write_json(skipped_path(out), skipped, indent=1)
+    else:
+        skipped_path(out).unlink(missing_ok=True)
+    for part in parts:
+        skipped_path(part).unlink(missing_ok=True)
     return out
 
 
