@@ -50,7 +50,6 @@ __all__ = [
     "trust_from_env",
     "weights_status",
     "weights_label",
-    "weights_id",
     "REHEARSAL_MANIFEST",
     "TRUST_ENV",
     "sha256sum",
@@ -365,18 +364,6 @@ def weights_status(name: str | WeightSpec, path: str | os.PathLike) -> str:
         return "rehearsal"
     ok = verify(spec, path)
     return "unverified" if ok is None else ("pretrained" if ok else "mismatch")
-
-
-def weights_id(name: str | WeightSpec, path: str | os.PathLike | None = None) -> str:
-    """An identity for results computed from weights ``name``: the name, plus ``+rehearsal`` when
-    the file found (explicit ``path`` first, as :func:`resolve`) lies in a rehearsal folder, so that
-    caches, checkpoints and records never mix rehearsal and pretrained results."""
-    spec = name if isinstance(name, WeightSpec) else get_spec(name)
-    try:
-        file = resolve(spec, path, download=False, check=False, progress=False)
-    except WeightsNotFoundError:
-        return spec.name
-    return spec.name + ("+rehearsal" if weights_label(file.parent) else "")
 
 
 def weights_label(weights_dir: str | os.PathLike | None) -> str | None:

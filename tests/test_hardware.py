@@ -31,7 +31,7 @@ def test_matmul_rate_positive_and_one_sample_per_repeat():
 
 
 def test_stubs_have_the_real_shapes():
-    from salrank.fosrnet.features import load_backbone
+    from salrank.models.backbones import load_backbone
     from salrank.models.unisal import network_size_for
 
     real = load_backbone("resnet18", pretrained=False, device="cpu")

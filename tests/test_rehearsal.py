@@ -240,6 +240,9 @@ def test_reproduce_refuses_the_sample_profile_and_unknown_stages(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.notebooks  # it executes every notebook (on the full profile)
+@pytest.mark.skipif(os.environ.get("SALRANK_TEST_REHEARSAL") != "1",
+                    reason="the whole full path takes longer than CI's budget on 2 cores so far; "
+                           "SALRANK_TEST_REHEARSAL=1 runs it")
 def test_reproduce_end_to_end_on_a_rehearsal_tree(tmp_path):
     """The whole full path: tree -> salrank reproduce (every page, the book with -W); then again,
     which skips every stage."""
