@@ -179,7 +179,8 @@ def _stage_proposals(settings: Settings, folder: Path, progress: bool, log) -> s
 def _splits(settings: Settings, progress: bool, log, gamma: float, beta: float):
     """The profile's (train, val, test) splits, prepared exactly as the pages' experiments prepare
     them (:func:`salrank.analysis.experiments.profile_setup`), so the features cache is shared."""
-    from salrank.analysis.experiments import _split, profile_setup
+    from salrank.analysis.experiments import profile_setup
+    from salrank.analysis.experiments.prepare import _split
 
     setup = profile_setup(settings)
     for role, split in enumerate(setup.splits):

@@ -86,7 +86,7 @@ def test_cache_hit_returns_identical_results_without_training(setup, settings, m
         raise AssertionError("retrained on a cache hit")
 
     monkeypatch.setattr(Trainer, "fit", no_training)
-    monkeypatch.setattr(ex, "_split", no_training)  # a hit reads no data either
+    monkeypatch.setattr(ex.runner, "_split", no_training)  # a hit reads no data either
     again = run_experiment(Experiment("same spec, other label"), settings, setup=setup)
     assert again.cached and again.key == first.key and again.experiment.name == "same spec, other label"
     assert again.metrics == first.metrics and again.history == first.history and again.stems == first.stems
@@ -107,7 +107,7 @@ def test_cache_hit_returns_identical_results_without_training(setup, settings, m
 
 
 def _test_split(setup, settings, gamma=0.2, beta=0.5):
-    return ex._split(setup, settings, 2, setup.detector, gamma, beta, False, None)
+    return ex.prepare._split(setup, settings, 2, setup.detector, gamma, beta, False, None)
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(setup, settings, monkeypatch):

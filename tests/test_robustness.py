@@ -244,7 +244,7 @@ def test_damaged_sample_dataset_is_regenerated(tmp_path, monkeypatch):
     from salrank.config import get_settings
     from salrank.data import synthsal
 
-    monkeypatch.setattr(synthsal, "SAMPLE_SPLITS", {"train": 3, "val": 2, "test": 2})
+    monkeypatch.setattr(synthsal.dataset, "SAMPLE_SPLITS", {"train": 3, "val": 2, "test": 2})
     settings = get_settings(cache_dir=tmp_path / "cache")
     first = synthsal.sample_synthsal(settings, progress=False)
     objects = first.root / "objects_val.json"

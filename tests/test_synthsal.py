@@ -24,6 +24,7 @@ from salrank.data.synthsal import (
     scene_seed,
     scene_stem,
 )
+from salrank.data.synthsal import dataset as synthsal_files  # where generate/sample_synthsal look names up
 
 SMALL = {"n_train": 4, "n_val": 2, "n_test": 2}
 
@@ -304,7 +305,7 @@ def test_complete_dataset_is_reused_without_writing(tmp_path):
 
 def test_interrupted_generation_is_resumed(reference, tmp_path, monkeypatch):
     root = tmp_path / "ds"
-    real_save = synthsal.save_salicon_json
+    real_save = synthsal_files.save_salicon_json
     calls = []
 
     def failing_save(path, fixations, **kwargs):
@@ -313,10 +314,10 @@ def test_interrupted_generation_is_resumed(reference, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real_save(path, fixations, **kwargs)
 
-    monkeypatch.setattr(synthsal, "save_salicon_json", failing_save)
+    monkeypatch.setattr(synthsal_files, "save_salicon_json", failing_save)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(root, **SMALL, seed=0, progress=False)
-    monkeypatch.setattr(synthsal, "save_salicon_json", real_save)
+    monkeypatch.setattr(synthsal_files, "save_salicon_json", real_save)
     assert not (root / "manifest.json").exists() and (root / "generating.json").exists()
     with pytest.raises(FileNotFoundError, match="manifest"):
         load_synthsal(root, "train")
@@ -358,7 +359,7 @@ def test_bad_dataset_arguments(reference, tmp_path):
 def test_sample_synthsal_uses_the_cache(monkeypatch, tmp_path):
     from salrank.config import get_settings
 
-    monkeypatch.setattr(synthsal, "SAMPLE_SPLITS", {"train": 2, "val": 1, "test": 1})
+    monkeypatch.setattr(synthsal_files, "SAMPLE_SPLITS", {"train": 2, "val": 1, "test": 1})
     settings = get_settings(cache_dir=tmp_path)
     ds = sample_synthsal(settings, progress=False)
     assert ds.root == tmp_path / "synthsal" / ds.config_hash

@@ -32,15 +32,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from salrank.analysis.experiments import (
-    Experiment,
-    ExperimentSetup,
-    _split,
-    _torch_threads,
-    _train_config,
-    experiment_key,
-    profile_setup,
-)
+from salrank.analysis.experiments import Experiment, ExperimentSetup, experiment_key, profile_setup
+from salrank.analysis.experiments.definitions import _train_config
+from salrank.analysis.experiments.prepare import _split
+from salrank.analysis.experiments.runner import _torch_threads
 from salrank.config import Settings, get_settings
 from salrank.fosrnet.losses import fosrnet_loss
 from salrank.fosrnet.train import Trainer, _build_optimizer, epoch_seed
