@@ -159,6 +159,8 @@ def summarise(results: pd.DataFrame, by: str | list[str], metrics: Sequence[str]
     for m in metrics:
         out[f"{m}_sd"] = g[m].std(ddof=1)
     out["n_seeds"] = g.size()
+    if "protocol" in results.columns:  # the evaluation protocol beside the numbers
+        out["protocol"] = g["protocol"].agg(lambda s: "/".join(dict.fromkeys(s)))
     return out
 
 

@@ -168,7 +168,7 @@ def run_multitask(settings: Settings | None = None, *, setup: ExperimentSetup | 
     """
     import json
 
-    from salrank.fosrnet.evaluate import evaluate_model, evaluate_ranks
+    from salrank.fosrnet.evaluate import evaluate_model, evaluate_ranks, headline_metrics
     from salrank.fosrnet.train import load_checkpoint
     from salrank.io import atomic_write_json
     from salrank.metrics import OFFICIAL_GROUP
@@ -198,9 +198,9 @@ def run_multitask(settings: Settings | None = None, *, setup: ExperimentSetup | 
         summary = trainer.fit(resume=False)
         model, _ = load_checkpoint(trainer.best_path, device=setup.device)
         pred = model.predict_ranks(test.images(), max_sequences=8192) if len(test) else []
-        metrics = evaluate_ranks(pred, test, setup.nan_policy, protocol="acb")
-        if model.config.k == OFFICIAL_GROUP:  # the authors' unit on the same test images
-            metrics["official"] = evaluate_model(model, test, protocol="official")
+        acb = evaluate_ranks(pred, test, setup.nan_policy, protocol="acb")
+        official = evaluate_model(model, test, protocol="official") if model.config.k == OFFICIAL_GROUP else None
+        metrics = headline_metrics(acb, official)  # the official protocol's beside the paper's numbers
     out = {
         "metrics": metrics,
         "history": summary.pop("history"),

@@ -30,7 +30,8 @@ from salrank.gt import ranks_from_scores
 from salrank.metrics.official import OFFICIAL_GROUP, official_from_classes, official_gt_classes
 from salrank.metrics.ranking import evaluate, mean_sa_sor
 
-__all__ = ["PROTOCOLS", "evaluate_model", "evaluate_ranks", "gt_values", "official_groups", "official_logits",
+__all__ = [
+    "headline_metrics","PROTOCOLS", "evaluate_model", "evaluate_ranks", "gt_values", "official_groups", "official_logits",
            "pred_values", "protocol_metrics"]
 
 PROTOCOLS = ("official", "acb")
@@ -48,16 +49,23 @@ def _check_protocol(protocol: str, nan_policy: str | None) -> str:
 
 
 def protocol_metrics(metrics: dict, protocol: str) -> dict:
-    """The flat metrics of ``protocol`` from a result holding both: ``acb`` at the top level
-    (``metrics["protocol"] == "acb"``) and ``official`` under ``metrics["official"]``, as
-    :func:`salrank.analysis.experiments.run_experiment` stores them. ``KeyError`` if absent."""
+    """The flat metrics of ``protocol`` from a result holding both, one at the top level (its
+    ``metrics["protocol"]``) and the other nested under its name, as :func:`headline_metrics` and
+    :func:`salrank.analysis.experiments.run_experiment` store them. ``KeyError`` if absent."""
     _check_protocol(protocol, None)
     if metrics.get("protocol") == protocol:
-        return {k: v for k, v in metrics.items() if k != "official"}
+        return {k: v for k, v in metrics.items() if k not in PROTOCOLS}
     nested = metrics.get(protocol)
     if not isinstance(nested, dict) or nested.get("protocol") != protocol:
         raise KeyError(f"these metrics hold no {protocol!r} protocol results (have: {metrics.get('protocol')!r})")
     return dict(nested)
+
+
+def headline_metrics(acb: dict, official: dict | None) -> dict:
+    """The metrics a page puts beside the paper's: the ``official`` protocol's when they were
+    computed (flat, ``protocol == "official"``) with the ``acb`` ones under ``"acb"``; else the
+    ``acb`` ones. :func:`protocol_metrics` takes either protocol back out."""
+    return acb if official is None else {**official, "acb": acb}
 
 
 def gt_values(scores) -> np.ndarray:

@@ -47,6 +47,7 @@ from salrank.analysis.experiments.prepare import feature_networks, open_scene_se
 from salrank.analysis.experiments.runner import (
     METRIC_COLUMNS,
     ExperimentResult,
+    protocol_label,
     run_experiment,
     run_experiments,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "feature_networks",
     "open_scene_set",
     "profile_setup",
+    "protocol_label",
     "run_experiment",
     "run_experiments",
     "shuffle_gt_within_images",

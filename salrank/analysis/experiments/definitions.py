@@ -21,7 +21,7 @@ from salrank.paper import DEFAULT_BETA, DEFAULT_GAMMA
 from salrank.profiles import Profile, get_profile
 
 #: bump when a change of salrank.analysis.experiments changes results (invalidates the experiment cache)
-EXPERIMENT_VERSION = 1
+EXPERIMENT_VERSION = 2
 
 _MODEL_KEYS = frozenset(f.name for f in fields(FOSRNetConfig)) - {"appearance_dim"}
 _TRAIN_KEYS = frozenset(f.name for f in fields(TrainConfig)) - {"preset", "seed"}

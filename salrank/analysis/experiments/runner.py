@@ -41,12 +41,19 @@ METRIC_COLUMNS = (
 )
 
 
+#: :data:`METRIC_COLUMNS` -> the ``official`` protocol's name of the same quantity
+#: (:func:`salrank.metrics.official_protocol`); ``n_constant_gt`` has no official counterpart.
+_OFFICIAL_NAMES = {"acc_top1": "acc_first", "acc_top2": "acc_second", "acc_top3": "acc_third", "n_images": "n_groups"}
+
+
 @dataclass
 class ExperimentResult:
     """What :func:`run_experiment` returns (and caches).
 
-    ``metrics``: test metrics under the ``acb`` protocol (:func:`salrank.fosrnet.evaluate.evaluate_ranks`,
-    ``metrics["protocol"]``), with the ``official`` protocol's in ``metrics["official"]``; ``history``: one dict per
+    ``metrics``: test metrics under the ``official`` protocol (the authors' unit, the one beside the
+    paper's numbers) when the model has 5-proposal sequences, with the ``acb`` protocol's (all n
+    proposals) under ``metrics["acb"]``; else the ``acb`` ones (:func:`salrank.fosrnet.evaluate.headline_metrics`;
+    ``metrics["protocol"]`` says which); ``history``: one dict per
     epoch (train_loss, val_srcc, val_f1, lr, time_s); per test image, in ``stems`` order:
     ``boxes`` (n, 4) proposals ``[x1, y1, x2, y2]`` pixels, ``pred_ranks`` (n,) 1 = most salient,
     ``gt_ranks`` (n,) RA-SRGT ranks (0 = no fixation), ``gt_scores`` (n,); ``dataset``/``split``
@@ -116,7 +123,9 @@ class ExperimentResult:
             "shuffle_gt": e.shuffle_gt,
             "seed": e.seed,
         }
-        row.update({k: self.metrics.get(k, float("nan")) for k in METRIC_COLUMNS})
+        row["protocol"] = self.metrics.get("protocol", "acb")
+        row.update({k: self.metrics.get(_OFFICIAL_NAMES.get(k, k) if row["protocol"] == "official" else k,
+                                        float("nan")) for k in METRIC_COLUMNS})
         row.update(
             best_epoch=self.summary.get("best_epoch"),
             epochs=self.summary.get("epochs"),
@@ -202,7 +211,7 @@ def run_experiment(
     A complete cached result is returned without touching data or models; an interrupted run
     resumes from its last epoch. ``progress``: tqdm bars and the training log.
     """
-    from salrank.fosrnet.evaluate import evaluate_model, evaluate_ranks
+    from salrank.fosrnet.evaluate import evaluate_model, evaluate_ranks, headline_metrics
     from salrank.fosrnet.train import Trainer, load_checkpoint
     from salrank.io import atomic_write_json
     from salrank.metrics.official import OFFICIAL_GROUP
@@ -259,9 +268,11 @@ def run_experiment(
         train_s = time.perf_counter() - t0
         model, _ = load_checkpoint(trainer.best_path, device=setup.device)
         pred = model.predict_ranks(test.images(), max_sequences=8192) if len(test) else []
-        metrics = evaluate_ranks(pred, test, setup.nan_policy, protocol="acb")  # records "protocol"
+        acb = evaluate_ranks(pred, test, setup.nan_policy, protocol="acb")  # records "protocol"
+        official = None
         if model.config.k == OFFICIAL_GROUP:  # the authors' unit on the same test images
-            metrics["official"] = evaluate_model(model, test, protocol="official")
+            official = evaluate_model(model, test, protocol="official")
+        metrics = headline_metrics(acb, official)
     history = summary.pop("history")
     summary = {
         "epochs": summary["epochs"],
@@ -295,6 +306,17 @@ def run_experiment(
     return result
 
 
+def protocol_label(*results) -> str:
+    """The evaluation protocol(s) of ``results`` for a caption: each a :func:`run_experiments` table
+    (its ``protocol`` column) or a metrics dict (``metrics["protocol"]``); ``"official"``,
+    ``"acb"`` or ``"official/acb"`` when they differ (the book's conventions page, conv-protocols)."""
+    seen = []
+    for r in results:
+        values = list(r["protocol"]) if isinstance(r, pd.DataFrame) else [r.get("protocol", "acb")]
+        seen += [v for v in values if v not in seen]
+    return "/".join(seen) or "acb"
+
+
 def run_experiments(
     exps: Sequence[Experiment],
     settings: Settings | None = None,
@@ -304,7 +326,8 @@ def run_experiments(
 ) -> pd.DataFrame:
     """:func:`run_experiment` for each of ``exps`` (names must differ); one row per experiment.
 
-    Columns: experiment, head, gamma, beta, detector, shuffle_gt, seed, the test metrics
+    Columns: experiment, head, gamma, beta, detector, shuffle_gt, seed, protocol (of the metrics:
+    ``official`` when computed, see :class:`ExperimentResult`), the test metrics
     :data:`METRIC_COLUMNS`, best_epoch, epochs, train_s, cached, key.
     """
     from tqdm.auto import tqdm
@@ -330,6 +353,7 @@ def run_experiments(
             "detector",
             "shuffle_gt",
             "seed",
+            "protocol",
             *METRIC_COLUMNS,
             "best_epoch",
             "epochs",
