@@ -79,7 +79,10 @@ def settings(tmp_path):
 def test_cache_hit_returns_identical_results_without_training(setup, settings, monkeypatch):
     first = run_experiment(Experiment("vit", {"head": "vit"}), settings, setup=setup)
     assert not first.cached and first.checkpoint.is_file()
-    assert first.metrics["n_images"] == 10 and len(first.stems) == 10 and len(first.history) == 2
+    assert first.metrics["protocol"] == "official"  # the authors' unit first, beside the paper's numbers
+    assert first.metrics["n_groups"] + first.metrics["n_images_short"] == 10
+    assert first.metrics["acb"]["protocol"] == "acb" and first.metrics["acb"]["n_images"] == 10
+    assert len(first.stems) == 10 and len(first.history) == 2
     stamp = first.checkpoint.stat().st_mtime_ns
 
     def no_training(*args, **kwargs):
@@ -103,7 +106,9 @@ def test_cache_hit_returns_identical_results_without_training(setup, settings, m
     from salrank.fosrnet.evaluate import evaluate_model
 
     assert again.row()["experiment"] == "same spec, other label"
-    assert again.metrics["srcc"] == pytest.approx(evaluate_model(model, _test_split(setup, settings))["srcc"])
+    test = _test_split(setup, settings)
+    assert again.metrics["acb"]["srcc"] == pytest.approx(evaluate_model(model, test, protocol="acb")["srcc"])
+    assert again.metrics["srcc"] == pytest.approx(evaluate_model(model, test, protocol="official")["srcc"])
 
 
 def _test_split(setup, settings, gamma=0.2, beta=0.5):
@@ -222,6 +227,7 @@ def test_run_experiments_table(setup, settings):
         "detector",
         "shuffle_gt",
         "seed",
+        "protocol",
         *METRIC_COLUMNS,
         "best_epoch",
         "epochs",
@@ -231,7 +237,8 @@ def test_run_experiments_table(setup, settings):
     ]
     assert df["experiment"].tolist() == ["row 1", "fc gamma 0.5"] and df["head"].tolist() == ["fc", "fc"]
     assert df["gamma"].tolist() == [0.2, 0.5] and (df["detector"] == "oracle").all()
-    assert (df["n_images"] == 10).all() and df["srcc"].between(-1, 1).all() and df["f1"].between(0, 1).all()
+    assert (df["protocol"] == "official").all()  # n_images = the official groups: images with >= 5 proposals
+    assert df["n_images"].between(1, 10).all() and df["srcc"].between(-1, 1).all() and df["f1"].between(0, 1).all()
     assert not df["cached"].any() and df["key"].nunique() == 2
     assert run_experiments(exps, settings, setup=setup)["cached"].all()
     with pytest.raises(ValueError, match="duplicate"):
@@ -243,7 +250,7 @@ def test_result_accessors_agree_with_the_metrics(setup, settings):
     per = res.per_image()
     assert isinstance(per, pd.DataFrame) and list(per.index) == res.stems
     used = per[~per["constant_gt"].astype(bool)]
-    assert used["srcc"].fillna(0).mean() == pytest.approx(res.metrics["srcc"])
+    assert used["srcc"].fillna(0).mean() == pytest.approx(res.metrics["acb"]["srcc"])  # per image: acb
     one = res.image(res.stems[3])
     assert one["boxes"].shape == (len(one["pred_ranks"]), 4)
     assert sorted(one["pred_ranks"].tolist()) == list(range(1, len(one["pred_ranks"]) + 1))

@@ -49,7 +49,7 @@ def test_apply_reproduces_the_experiments_test_predictions(tiny):
     for r, pred, scores in zip(same.rankings, result.pred_ranks, result.gt_scores, strict=True):
         np.testing.assert_array_equal(r.pred_ranks, pred)
         np.testing.assert_allclose(r.gt_scores, scores)
-    assert same.metrics["srcc"] == pytest.approx(result.metrics["srcc"])
+    assert same.metrics["srcc"] == pytest.approx(result.metrics["acb"]["srcc"])  # apply_experiment: acb
     true = out["true"]
     for r in true.rankings:  # the scene set's own boxes, ranked 1..n
         np.testing.assert_allclose(r.boxes, test.boxes_of(r.stem), atol=1e-4)
