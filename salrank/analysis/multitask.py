@@ -38,9 +38,9 @@ from salrank.analysis.experiments.prepare import _split
 from salrank.analysis.experiments.runner import _torch_threads
 from salrank.config import Settings, get_settings
 from salrank.fosrnet.losses import fosrnet_loss
-from salrank.fosrnet.train import Trainer, _build_optimizer, epoch_seed
+from salrank.fosrnet.train import Trainer, _build_optimizer
 from salrank.metrics.peers import iou_matrix
-from salrank.paper import TABLE2_ROWS, TABLE3B
+from salrank.paper import DEFAULT_GAMMA, TABLE2_ROWS, TABLE3B
 
 __all__ = [
     "MULTITASK_LABEL",
@@ -134,30 +134,18 @@ class MultiTaskTrainer(Trainer):
             det = det + F.smooth_l1_loss(out[..., 1:][positive], feats["det_box"][positive])
         return {"rank": rank, "detection": det, "total": rank + self.detection_weight * det}
 
+    def batch_loss(self, feats, mask, targets) -> torch.Tensor:
+        """The joint loss (eq. 11 + ``detection_weight`` x detection) of one batch."""
+        return self.joint_loss(feats, mask, targets)["total"]
+
     def train_epoch(self) -> float:
-        """One pass over all sequences (shuffled with the epoch's seed, as the base trainer);
-        returns the mean joint loss."""
-        cfg = self.config
-        seed = epoch_seed(cfg.seed, self.epoch + 1)
-        torch.manual_seed(seed)
-        order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(seed))
-        self.model.train()
+        """The base trainer's epoch (same shuffling, same steps) on the joint loss."""
         self.detection.train()
-        total, count = 0.0, 0
-        for start in range(0, len(order), cfg.batch_size):
-            index = order[start : start + cfg.batch_size]
-            feats, mask, targets = self.data.batch(index)
-            loss = self.joint_loss(feats, mask.to(self.device), targets.to(self.device))["total"]
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * len(index)
-            count += len(index)
-        return total / max(count, 1)
+        return super().train_epoch()
 
 
 def run_multitask(settings: Settings | None = None, *, setup: ExperimentSetup | None = None, seed: int = 0,
-                  gamma: float = 0.2, detection_weight: float = 1.0, iou_threshold: float = 0.5,
+                  gamma: float = DEFAULT_GAMMA, detection_weight: float = 1.0, iou_threshold: float = 0.5,
                   progress: bool = False) -> dict:
     """Train the full model (Table II row 7) with the detection task (:class:`MultiTaskTrainer`) on
     ``setup``'s splits and test its ranking; cached under ``settings.cache_dir / "experiments"``.

@@ -387,6 +387,11 @@ class Trainer:
         self.history = list(ckpt["history"])
         return True
 
+    def batch_loss(self, feats, mask, targets) -> torch.Tensor:
+        """The training loss of one batch of sequences (eq. 11, or the regression loss); a
+        subclass with more terms overrides this (:class:`salrank.analysis.multitask.MultiTaskTrainer`)."""
+        return _compute_loss(self.model, feats, mask, targets, self.config)
+
     def train_epoch(self) -> float:
         """One pass over all sequences (shuffled with the epoch's seed); returns the mean loss."""
         cfg = self.config
@@ -403,7 +408,7 @@ class Trainer:
                           leave=False):
             index = order[start : start + cfg.batch_size]
             feats, mask, targets = self.data.batch(index)
-            loss = _compute_loss(self.model, feats, mask.to(self.device), targets.to(self.device), cfg)
+            loss = self.batch_loss(feats, mask.to(self.device), targets.to(self.device))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
