@@ -143,6 +143,30 @@ def test_real_loaders_run_on_the_rehearsal_weights(full_env, monkeypatch):
     assert len(boxes) > 0  # the rehearsal detector proposes boxes
 
 
+def test_rehearsal_backbone_features_have_a_pretrained_scale(full_env, monkeypatch):
+    """The rehearsal ResNet's BatchNorm statistics are calibrated: its pooled features on a real
+    image are near 0.5, as a pretrained network's (uncalibrated random ones reach 1e2-1e4)."""
+    import torchvision
+
+    monkeypatch.setenv("SALRANK_TRUST_WEIGHTS", "1")
+    model = torchvision.models.resnet101(weights=None)
+    load_into(model, "resnet101.tv_in1k")
+    model.fc = torch.nn.Identity()
+    model.eval()
+    from PIL import Image
+
+    path = sorted((full_env.data / "images" / "val").glob("*.jpg"))[0]
+    x = torchvision.transforms.functional.to_tensor(Image.open(path).convert("RGB").resize((224, 224)))
+    x = torchvision.transforms.functional.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    with torch.no_grad():
+        feats = model(x[None])
+    assert torch.isfinite(feats).all() and 0.1 < float(feats.abs().mean()) < 2.0
+    uncalibrated = torchvision.models.resnet101(weights=None).eval()  # what the tree used to hold
+    uncalibrated.fc = torch.nn.Identity()
+    with torch.no_grad():
+        assert float(uncalibrated(x[None]).abs().mean()) > 100.0
+
+
 def test_truncated_file_names_the_file_and_loads_nothing(full_env, tmp_path):
     src = full_env.weights / get_spec("unisal.salicon").filename
     bad = tmp_path / src.name

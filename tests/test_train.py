@@ -291,3 +291,23 @@ def test_ranking_split_checks(splits):
     train = splits["train"]
     with pytest.raises(ValueError, match="GT score arrays"):
         RankingSplit(train.features, train.gt_scores[:-1], train.gt_ranks)
+
+
+def test_divergence_stops_with_the_epoch_and_step(splits, tmp_path):
+    """A NaN loss stops training with TrainingDivergedError naming the epoch and step; the epoch's
+    checkpoint is not written."""
+    from salrank.fosrnet.train import TrainingDivergedError
+
+    class NanAtStep3(Trainer):
+        calls = 0
+
+        def batch_loss(self, feats, mask, targets):
+            loss = super().batch_loss(feats, mask, targets)
+            NanAtStep3.calls += 1
+            return loss * float("nan") if NanAtStep3.calls == 3 else loss
+
+    cfg = train_config("fast", epochs=2, batch_size=4, patience=None)
+    trainer = NanAtStep3(MODEL, cfg, splits["train"].subset(10), None, tmp_path, progress=False)
+    with pytest.raises(TrainingDivergedError, match=r"loss nan at epoch 1, step 3 .*lower lr"):
+        trainer.fit()
+    assert not (tmp_path / "last.pt").exists() and trainer.epoch == 0

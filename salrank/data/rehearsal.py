@@ -60,6 +60,9 @@ DEFAULT_WEIGHTS = (
 EFP_MODELS = ("rehearsal_centre", "rehearsal_fixations")
 _DONE = ".rehearsal-done.json"
 _VERSION = 1
+#: version of the weight files' content (2: BatchNorm statistics of the backbones calibrated);
+#: files of another version are written again
+_WEIGHTS_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,54 @@ def _make_detector_propose(name: str, model) -> None:
             cls.bias[0] = -4.0  # background unlikely: the foreground classes share the rest
 
 
+def _smooth_noise(n: int, size: int, generator):
+    """``n`` images ``(3, size, size)`` of unit-variance noise summed over spatial scales (2 to
+    ``size`` pixels): spatially correlated like photographs, unlike white noise."""
+    import torch
+    import torch.nn.functional as F
+
+    out = torch.zeros(n, 3, size, size)
+    for scale in (2, 4, 8, 16, 32, 64, size):
+        coarse = torch.randn(n, 3, scale, scale, generator=generator)
+        out += F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
+    return out / out.std()
+
+
+def _calibrate_batch_norm(name: str, model, batches: int = 2, batch_size: int = 4) -> None:
+    """Give a random torchvision ResNet the feature scale of a pretrained one.
+
+    As built, a random ResNet101's pooled features on a photograph reach 1e2-1e4 (each residual
+    stage adds a unit-variance branch to its input), where a pretrained network's stay near 0.5,
+    and training FOSRNet on them diverges. So, as a data-dependent initialisation: the last
+    BatchNorm of every residual branch gets weight 0.2, and all BatchNorm running statistics are
+    set from a few forward passes on smooth noise (:func:`_smooth_noise`, ImageNet-normalised
+    scale). The pooled features on the rehearsal's images then have a mean magnitude near 0.5.
+    Keys, shapes and dtypes are unchanged; other models are left as built."""
+    import torch
+    import torchvision
+
+    if not (name.startswith("resnet") and name.endswith("_in1k")):
+        return
+    blocks = (torchvision.models.resnet.Bottleneck, torchvision.models.resnet.BasicBlock)
+    with torch.no_grad():
+        for block in model.modules():
+            if isinstance(block, blocks):
+                last = block.bn3 if isinstance(block, torchvision.models.resnet.Bottleneck) else block.bn2
+                last.weight.fill_(0.2)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(_smooth_noise(batch_size, 224, generator))
+    for m in norms:
+        m.momentum = 0.1  # torchvision's default
+    model.eval()
+
+
 def write_rehearsal_weights(
     directory: str | os.PathLike, names=DEFAULT_WEIGHTS, *, seed: int = 0, progress: bool = True
 ) -> dict[str, Path]:
@@ -213,17 +264,19 @@ def write_rehearsal_weights(
         spec = get_spec(name)
         path = directory / spec.filename
         listed = files.get(spec.filename)
-        if listed and path.is_file() and listed.get("seed") == seed and listed.get("sha256") == sha256sum(path):
+        if (listed and path.is_file() and listed.get("seed") == seed and listed.get("format") == _WEIGHTS_FORMAT
+                and listed.get("sha256") == sha256sum(path)):
             out[name] = path
             continue
         digest = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 1_000_003 + digest)
             model = build_model_for(name)
+            _calibrate_batch_norm(name, model)
         _make_detector_propose(name, model)
         with atomic_output(path, "wb") as f:
             torch.save(model.state_dict(), f)
-        files[spec.filename] = {"name": name, "sha256": sha256sum(path), "seed": seed,
+        files[spec.filename] = {"name": name, "sha256": sha256sum(path), "seed": seed, "format": _WEIGHTS_FORMAT,
                                 "bytes": path.stat().st_size}
         atomic_write_json(manifest_path, manifest, indent=1)  # after every file: resumable
         out[name] = path
@@ -277,7 +330,7 @@ def make_rehearsal_tree(
     step("salicon", lambda: _write_salicon(tree.data, root / ".work", n_train, n_val + n_test, seed, progress))
     step("peers", lambda: make_demo_tree(tree.data, n_images=n_peers, image_size=(240, 320), seed=seed))
     step("saliency_maps", lambda: _write_efp_maps(tree.data, None))
-    step("weights", lambda: write_rehearsal_weights(tree.weights, weights, seed=seed, progress=progress))
+    step(f"weights-{_WEIGHTS_FORMAT}", lambda: write_rehearsal_weights(tree.weights, weights, seed=seed, progress=progress))
     shutil.rmtree(root / ".work", ignore_errors=True)
     return tree
 

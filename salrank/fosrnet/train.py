@@ -54,6 +54,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "SequenceDataset",
     "TrainConfig",
+    "TrainingDivergedError",
     "Trainer",
     "epoch_seed",
     "load_checkpoint",
@@ -259,6 +260,11 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No file at the checkpoint path."""
 
 
+class TrainingDivergedError(UserFacingError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the epoch, the step and what to
+    change (a lower ``lr``, ``normalize=True`` for features of a large scale)."""
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict in ``path``, loaded with ``torch.load(weights_only=True)``: tensors and
     plain Python data only, so a file whose pickle would build other objects (and could run
@@ -409,6 +415,13 @@ class Trainer:
             index = order[start : start + cfg.batch_size]
             feats, mask, targets = self.data.batch(index)
             loss = self.batch_loss(feats, mask.to(self.device), targets.to(self.device))
+            if not torch.isfinite(loss.detach()):
+                scale = max(float(t.detach().abs().max()) for t in feats.values()) if feats else float("nan")
+                raise TrainingDivergedError(
+                    f"training diverged: loss {float(loss.detach())} at epoch {self.epoch + 1}, step "
+                    f"{start // cfg.batch_size + 1} (largest input feature {scale:.3g}); lower lr "
+                    f"(now {self.optimizer.param_groups[0]['lr']:g}) or set normalize=True when the "
+                    "features' scale is large (random backbones)")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
