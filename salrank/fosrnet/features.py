@@ -566,6 +566,29 @@ class FeatureStore:
         self.path = path
         return path
 
+    def save_npz(self, path: str | os.PathLike) -> Path:
+        """Write the store as one ``.npz`` file (atomically; the same store gives the same bytes)."""
+        import zipfile
+
+        path = Path(path)
+        entries = {"offsets": self.offsets, "stems": np.array(self.stems, dtype=str),
+                   "image_sizes": self.image_sizes, **{k: self.arrays[k] for k in FIELDS},
+                   "meta": np.array(json.dumps(self.meta, sort_keys=True))}
+        with atomic_output(path, "wb") as f, zipfile.ZipFile(f, "w") as z:
+            for name, array in entries.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))  # no timestamps
+                with z.open(info, "w", force_zip64=True) as out:
+                    np.lib.format.write_array(out, np.asarray(array), allow_pickle=False)
+        return path
+
+    @classmethod
+    def load_npz(cls, path: str | os.PathLike) -> FeatureStore:
+        """Read a store written by :meth:`save_npz`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            return cls({k: z[k] for k in FIELDS}, z["offsets"], [str(s) for s in z["stems"]], z["image_sizes"],
+                       meta, Path(path))
+
     def __len__(self) -> int:
         return len(self.stems)
 
@@ -754,15 +777,11 @@ def _safe(label: str) -> str:
 
 
 def _save_chunk(path: Path, store: FeatureStore) -> None:
-    with atomic_output(path, "wb") as f:
-        np.savez(f, offsets=store.offsets, stems=np.array(store.stems), image_sizes=store.image_sizes,
-                 **store.arrays)
+    store.save_npz(path)
 
 
 def _load_chunk(path: Path) -> FeatureStore:
-    with np.load(path, allow_pickle=False) as z:
-        return FeatureStore({k: z[k] for k in FIELDS}, z["offsets"], [str(s) for s in z["stems"]],
-                            z["image_sizes"])
+    return FeatureStore.load_npz(path)
 
 
 def _chunk_ok(path: Path, stems: list[str]) -> bool:

@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from salrank.errors import check_int
-from salrank.fosrnet.features import FeatureConfig, ImageProposals, decode_image, features_of_images, image_batches
+from salrank.fosrnet.features import (
+    FeatureConfig,
+    ImageProposals,
+    decode_image,
+    features_of_images,
+    image_batches,
+)
 from salrank.models.backbones import WeightsIdentity, feature_extractors
 
 __all__ = ["RankedImage", "RankingPipeline", "draw_ranking"]
