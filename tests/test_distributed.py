@@ -132,7 +132,7 @@ def test_torchrun_rank_byte_identical(tmp_path):
     args = ["rank", *map(str, reversed(images)), "--no-pretrained", "--backbone", "resnet18", "--device", "cpu",
             "--batch-size", "1"]  # rank 0 ranks 2 images, rank 1 one
     _torchrun([*args, "--out", "single.json"], tmp_path, nproc=1)
-    _torchrun([*args, "--out", "sharded.json"], tmp_path)
+    _torchrun([*args, "--workers", "1", "--out", "sharded.json"], tmp_path)  # images read by a DataLoader worker
     assert (tmp_path / "sharded.json").read_bytes() == (tmp_path / "single.json").read_bytes()
     names = [e["image"] for e in json.loads((tmp_path / "single.json").read_text())["images"]]
     assert names == [Path(p).name for p in reversed(images)]  # the command line's order
