@@ -33,7 +33,12 @@ proposal-set hash, feature configuration, UNISAL and backbone weight fingerprint
 ``manifest.json`` written last (its presence = complete). Extraction runs in chunks of
 ``chunk_size`` images; each finished chunk is saved atomically as its own file, so an
 interrupted run resumes with the chunks already done; the final merge writes the fields and
-removes the chunk files. :class:`FeatureStore` reads the fields back memory-mapped.
+removes the chunk files. :class:`FeatureStore` reads the fields back memory-mapped. Features
+computed under autocast (``amp``) get their own key; float32 ones keep the key of earlier versions.
+
+Batches (:func:`features_of_images`): images decoded in DataLoader workers (:func:`image_batches`,
+:class:`DecodedImage`), one UNISAL forward per network size, one ROIAlign per input size for all
+the boxes of a batch, the crops of many images per CNN forward.
 """
 
 from __future__ import annotations
