@@ -132,7 +132,22 @@ def test_torchrun_rank_byte_identical(tmp_path):
     args = ["rank", *map(str, reversed(images)), "--no-pretrained", "--backbone", "resnet18", "--device", "cpu",
             "--batch-size", "1"]  # rank 0 ranks 2 images, rank 1 one
     _torchrun([*args, "--out", "single.json"], tmp_path, nproc=1)
-    _torchrun([*args, "--out", "sharded.json"], tmp_path)
+    _torchrun([*args, "--workers", "1", "--out", "sharded.json"], tmp_path)  # images read by a DataLoader worker
     assert (tmp_path / "sharded.json").read_bytes() == (tmp_path / "single.json").read_bytes()
     names = [e["image"] for e in json.loads((tmp_path / "single.json").read_text())["images"]]
     assert names == [Path(p).name for p in reversed(images)]  # the command line's order
+
+
+@pytest.mark.slow
+def test_torchrun_features_byte_identical(tmp_path):
+    from salrank.fosrnet.features import FeatureStore
+
+    args = ["features", "--sample", "salicon", "--no-pretrained", "--backbone", "resnet18", "--crop-size", "64",
+            "--device", "cpu", "--batch-size", "2"]
+    _torchrun([*args, "--out", "single.npz"], tmp_path, nproc=1)
+    proc = _torchrun([*args, "--workers", "1", "--out", "sharded.npz"], tmp_path)
+    assert (tmp_path / "sharded.npz").read_bytes() == (tmp_path / "single.npz").read_bytes()
+    assert proc.stdout.count("wrote the features") == 1  # rank 0 only
+    store = FeatureStore.load_npz(tmp_path / "sharded.npz")
+    assert store.stems == sorted(store.stems) and len(store) == 10 and store.n_proposals > 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sharded.npz", "single.npz"]  # parts removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -204,3 +206,99 @@ def test_features_record_the_weights_identity(models):
     bare = load_unisal(pretrained=False, device="cpu")  # built without feature_extractors: no identity
     with pytest.raises(ValueError, match="feature_extractors"):
         extract_features(_items(1, [2]), unisal=bare, backbone=cnn, config=CONFIG, cache=False, progress=False)
+
+
+# --- the batched path ------------------------------------------------------------------------------
+def _mixed_items(seed=7):
+    """Images of three sizes (two UNISAL network sizes, three crop input sizes), some without boxes."""
+    rng = np.random.default_rng(seed)
+    sizes = [(96, 128), (120, 90), (96, 128), (64, 64), (96, 128), (120, 90)]
+    counts = [3, 0, 5, 2, 4, 1]
+    items = []
+    for i, (size, n) in enumerate(zip(sizes, counts, strict=True)):
+        xy = rng.uniform(0, [size[1] - 10, size[0] - 10], (n, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + rng.uniform(4, 40, (n, 2)), [size[1], size[0]])], axis=1)
+        items.append(ImageProposals(f"m{i}", rng.integers(0, 256, (*size, 3), dtype=np.uint8), boxes, rng.random(n)))
+    return items
+
+
+@pytest.mark.parametrize("mode", ["crop", "roi"])
+def test_batched_features_equal_one_image_at_a_time(models, mode):
+    """Batches of several images (mixed sizes; DataLoader workers) give the features of one image per call."""
+    unisal, cnn = models
+    items = _mixed_items()
+    config = FeatureConfig(mode=mode, crop_size=64, roi_output=3)
+    single = [features_of_images([it], unisal, cnn, config, batch_size=1)[0] for it in items]
+    for batch_size, workers in ((1, 0), (4, 0), (32, 2)):
+        batched = features_of_images(items, unisal, cnn, config, batch_size=batch_size, num_workers=workers)
+        assert len(batched) == len(items)
+        for a, b in zip(single, batched, strict=True):
+            assert a["image_size"] == b["image_size"]
+            for key in F.FIELDS:
+                assert a[key].shape == b[key].shape and b[key].dtype == np.float32
+                # fp32 on the CPU: equal up to the rounding of convolutions over other batch shapes
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-5, err_msg=f"{key} {batch_size}")
+    # the batched path computes something: the appearance differs between images
+    assert not np.allclose(single[0]["appearance"][0], single[2]["appearance"][0])
+
+
+def test_decoding_normalises_like_float_numpy(models):
+    from salrank.fosrnet.features import DecodedImage, _normalise, decode_image
+
+    rgb = np.random.default_rng(1).integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+    d = decode_image(rgb)
+    assert isinstance(d, DecodedImage) and d.size == SIZE and d.pixels.dtype == torch.uint8
+    assert decode_image(d) is d  # already decoded for this configuration
+    expected = (rgb.astype(np.float32) / 255.0 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
+        [0.229, 0.224, 0.225], np.float32)
+    np.testing.assert_array_equal(_normalise([d.pixels])[0].permute(1, 2, 0).numpy(), expected)
+    roi = decode_image(d, FeatureConfig(mode="roi", roi_image_size=(64, 64)))
+    assert roi.pixels.shape == (3, 64, 64) and roi.rgb is d.rgb
+
+
+def test_amp_changes_the_cache_key_only_when_on(models, tmp_path):
+    unisal, cnn = models
+    items = _items(2, [2, 3], seed=8)
+    kw = dict(unisal=unisal, backbone=cnn, config=CONFIG, cache=tmp_path, progress=False)
+    plain = extract_features(items, **kw)
+    assert extract_features(items, amp="off", **kw).path == plain.path and "amp" not in plain.meta
+    bf16 = extract_features(items, amp="bf16", **kw)
+    assert bf16.path != plain.path and bf16.meta["amp"] == "bf16"
+    # bfloat16 convolutions: close to float32, not equal
+    a, b = np.asarray(plain.arrays["appearance"]), np.asarray(bf16.arrays["appearance"])
+    assert not np.array_equal(a, b) and np.abs(a - b).max() < 0.1 * np.abs(a).max()
+
+
+def test_store_npz_round_trip_is_byte_stable(models, tmp_path):
+    unisal, cnn = models
+    store = extract_features(_items(3, [2, 0, 4], seed=9), unisal=unisal, backbone=cnn, config=CONFIG, cache=False,
+                             progress=False)
+    store.save_npz(tmp_path / "a.npz")
+    back = FeatureStore.load_npz(tmp_path / "a.npz")
+    assert back.stems == store.stems and back.meta == json.loads(json.dumps(store.meta))
+    for key in F.FIELDS:
+        np.testing.assert_array_equal(back.arrays[key], store.arrays[key])
+    back.save_npz(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_features_command_writes_the_store_of_the_sample(models, tmp_path, monkeypatch):
+    from salrank.cli import main
+    from salrank.data.sample import load_salicon_example_boxes, salicon_example_images
+
+    monkeypatch.setenv("SALRANK_DEVICE", "cpu")
+    out = tmp_path / "f.npz"
+    assert main(["features", "--sample", "salicon", "--out", str(out), "--no-pretrained", "--backbone", "resnet18",
+                 "--crop-size", "32", "--batch-size", "3"]) == 0
+    store = FeatureStore.load_npz(out)
+    images, boxes = salicon_example_images(), load_salicon_example_boxes()
+    assert store.stems == sorted(images) and store.meta["backbone"] == "resnet18"
+    unisal, cnn, _ = feature_extractors(False, 0, "resnet18", "cpu")
+    stem = store.stems[1]
+    direct = features_of_images([ImageProposals(stem, images[stem], boxes[stem])], unisal, cnn,
+                                FeatureConfig(crop_size=32))[0]
+    for key in F.FIELDS:
+        np.testing.assert_allclose(store.image(stem)[key], direct[key], rtol=1e-5, atol=1e-5)
+    with pytest.raises(SystemExit):
+        main(["features", "--out", str(out)])  # no image source
+    assert main(["features", "--images", str(tmp_path), "--out", str(out)]) == 2  # no --proposals

@@ -141,3 +141,31 @@ def test_cli_errors(tmp_path, capsys):
     assert "image not found" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_rank_in_batches_equals_one_image_at_a_time():
+    """The embedded SALICON examples ranked in batches (with DataLoader workers) get the ranks of
+    one image per batch."""
+    from salrank.data.sample import load_salicon_example_boxes, salicon_example_images
+    from salrank.fosrnet.features import FeatureConfig
+    from salrank.proposals import create_detector
+
+    images = salicon_example_images()
+    paths = [str(images[s]) for s in sorted(images)]
+    detector = create_detector("oracle", true_boxes=load_salicon_example_boxes(), score_threshold=0.0)
+    unisal, cnn, _ = feature_extractors(False, 0, "resnet18", "cpu")
+    torch.manual_seed(0)
+    model = create_fosrnet(appearance_dim=512)
+    config = FeatureConfig(unisal_network_size=(96, 128), crop_size=64)
+    results = {}
+    for batch_size, workers in ((1, 0), (4, 2), (16, 0)):
+        pipe = RankingPipeline(detector, unisal, cnn, model, config, batch_size=batch_size, num_workers=workers)
+        results[batch_size] = pipe.rank(paths)
+    for a, b, c in zip(results[1], results[4], results[16], strict=True):
+        assert a.name == b.name == c.name and len(a.ranks) >= 2
+        for other in (b, c):
+            np.testing.assert_array_equal(other.boxes, a.boxes)
+            np.testing.assert_array_equal(other.ranks, a.ranks)
+    assert any(not np.array_equal(r.ranks, np.arange(1, len(r.ranks) + 1)) for r in results[1])  # not trivial
+    with pytest.raises(ValueError, match="batch_size"):
+        RankingPipeline(detector, unisal, cnn, model, batch_size=0)

@@ -355,7 +355,7 @@ def _pipeline(cfg: BenchConfig, clock: StageClock, batch: int):
         clock.wrap(psm, "unisal", ["features_per_image"], context=cfg.autocast),
         clock.wrap(cnn, "resnet", ["__call__", "pooled"], context=cfg.autocast, float_outputs=True),
         clock.wrap(model, "head_acb", ["predict_ranks"], context=cfg.no_autocast),
-        FeatureConfig(mode="crop"),
+        FeatureConfig(mode="crop"), batch_size=batch,
     )
 
 

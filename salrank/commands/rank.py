@@ -47,7 +47,12 @@ def register(subparsers) -> None:
     p.add_argument("--strict", action="store_true", help="fail if any image cannot be read (default: skip it)")
     p.add_argument("--device", default=None, help="default: SALRANK_DEVICE; under torchrun cuda:LOCAL_RANK")
     p.add_argument("--batch-size", type=int, default=16,
-                   help="images per pipeline call, taken in sorted-stem order (under torchrun: the unit of the split)")
+                   help="images per batch (detector, features, ranking; crops per CNN forward), taken in sorted-stem "
+                        "order (under torchrun: the unit of the split)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes reading and decoding the next images (default 0: in this process)")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                   help="autocast of the feature networks (default auto: bf16/fp16 on CUDA, float32 on the CPU)")
     p.set_defaults(func=run)
 
 
@@ -55,27 +60,41 @@ def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def read_images(paths, max_side: int | None, strict: bool, log=_warn):
-    """``(loaded, skipped)``: ``loaded`` = ``[(path, rgb image, (sx, sy))]`` of the readable
-    images (see :func:`salrank.data.images.load_image_bounded`), ``skipped`` = ``[{"image",
-    "error"}]`` of the others, each reported through ``log``. ``strict``: the first unreadable
-    image raises :class:`CommandError` (after all were tried, naming every bad file)."""
+def read_image(path, max_side: int | None, config=None):
+    """``(path, decoded image, (sx, sy))`` for a readable image (see
+    :func:`salrank.data.images.load_image_bounded` and :func:`salrank.fosrnet.features.decode_image`,
+    for the feature configuration ``config``), else ``{"image", "error"}``."""
     from salrank.data.images import ImageReadError, load_image_bounded
+    from salrank.fosrnet.features import decode_image
 
-    loaded, skipped = [], []
-    for path in paths:
-        try:
-            image, scale = load_image_bounded(path, max_side or None)
-        except ImageReadError as exc:
-            skipped.append({"image": str(path), "error": str(exc)})
-            if not strict:
-                log(f"skipped: {exc}")
-            continue
-        loaded.append((Path(path), image, scale))
-    if strict and skipped:
-        raise CommandError(f"{len(skipped)} image(s) cannot be read (--strict): "
-                           + "; ".join(s["error"] for s in skipped))
-    return loaded, skipped
+    try:
+        image, scale = load_image_bounded(path, max_side or None)
+    except ImageReadError as exc:
+        return {"image": str(path), "error": str(exc)}
+    return Path(path), decode_image(image, config), scale
+
+
+def read_image_batches(paths, batch_size: int, max_side: int | None, strict: bool, log=_warn, workers: int = 0,
+                       config=None):
+    """Per run of ``batch_size`` paths, ``(loaded, skipped)``: ``loaded`` = ``[(path, decoded image,
+    (sx, sy))]`` of the readable images (:func:`read_image`; read by ``workers`` DataLoader
+    processes while the caller works on the previous run), ``skipped`` = ``[{"image", "error"}]``
+    of the others, each reported through ``log``. ``strict``: an unreadable image raises
+    :class:`CommandError` (after its whole run was tried, naming every bad file)."""
+    from functools import partial
+
+    from salrank.fosrnet.features import image_batches
+
+    for batch in image_batches(list(paths), batch_size, partial(read_image, max_side=max_side, config=config),
+                               workers):
+        loaded = [e for e in batch if not isinstance(e, dict)]
+        skipped = [e for e in batch if isinstance(e, dict)]
+        if strict and skipped:
+            raise CommandError(f"{len(skipped)} image(s) cannot be read (--strict): "
+                               + "; ".join(s["error"] for s in skipped))
+        for entry in skipped:
+            log(f"skipped: {entry['error']}")
+        yield loaded, skipped
 
 
 def _to_file_pixels(result, scale: tuple[float, float], size: tuple[int, int]):
@@ -96,7 +115,8 @@ def _build_pipeline(args, pretrained: bool):
         warnings.simplefilter("ignore", UserWarning)
         return RankingPipeline.from_checkpoint(
             args.checkpoint, detector=args.detector, pretrained=pretrained,
-            backbone=args.backbone, device=rank_device(args.device), seed=args.seed)
+            backbone=args.backbone, device=rank_device(args.device), seed=args.seed, batch_size=args.batch_size,
+            amp=args.amp)
 
 
 def run(args) -> int:
@@ -113,6 +133,7 @@ def run(args) -> int:
     check_int("seed", args.seed, 0)
     check_int("max_side", args.max_side, 0)
     check_int("batch_size", args.batch_size, 1)
+    check_int("workers", args.workers, 0)
     check_output_file(args.out)
     if args.overlay is not None:
         check_output_file(args.overlay, "--overlay")
@@ -156,9 +177,9 @@ def run(args) -> int:
     def write(keys, path):
         """Rank the images of ``keys`` (stems) in runs of ``--batch-size`` and write them to ``path``."""
         done, skipped = {}, []
-        for start in range(0, len(keys), args.batch_size):  # the same batches for any number of ranks
-            batch = [p for k in keys[start : start + args.batch_size] for p in by_stem[k]]
-            loaded, bad = read_images(batch, args.max_side, args.strict)
+        paths = [p for k in keys for p in by_stem[k]]  # runs of --batch-size: the same for any number of ranks
+        for loaded, bad in read_image_batches(paths, args.batch_size, args.max_side, args.strict,
+                                              workers=args.workers, config=pipeline.feature_config):
             skipped += bad
             if not loaded:
                 continue
@@ -168,7 +189,7 @@ def run(args) -> int:
                 if args.overlay is not None:
                     target = args.overlay if len(args.images) == 1 else args.overlay.with_name(
                         f"{args.overlay.stem}_{p.stem}{args.overlay.suffix}")
-                    draw_ranking(image, result, target)
+                    draw_ranking(image.rgb, result, target)
                     print(f"overlay: {target}")
         order = {str(p): i for i, p in enumerate(args.images)}  # the command line's order
         skipped.sort(key=lambda s: order[s["image"]])

@@ -33,16 +33,23 @@ proposal-set hash, feature configuration, UNISAL and backbone weight fingerprint
 ``manifest.json`` written last (its presence = complete). Extraction runs in chunks of
 ``chunk_size`` images; each finished chunk is saved atomically as its own file, so an
 interrupted run resumes with the chunks already done; the final merge writes the fields and
-removes the chunk files. :class:`FeatureStore` reads the fields back memory-mapped.
+removes the chunk files. :class:`FeatureStore` reads the fields back memory-mapped. Features
+computed under autocast (``amp``) get their own key; float32 ones keep the key of earlier versions.
+
+Batches (:func:`features_of_images`): images decoded in DataLoader workers (:func:`image_batches`,
+:class:`DecodedImage`), one UNISAL forward per network size, one ROIAlign per input size for all
+the boxes of a batch, the crops of many images per CNN forward.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,6 +60,7 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from salrank.cache import read_cache_entry
+from salrank.errors import check_int
 from salrank.io import atomic_output, atomic_write_json
 from salrank.models.backbones import AppearanceBackbone, WeightsIdentity
 
@@ -60,13 +68,16 @@ __all__ = [
     "FIELDS",
     "MODES",
     "FeatureConfig",
+    "DecodedImage",
     "FeatureStore",
     "ImageProposals",
     "box_centers",
     "box_geometry",
+    "decode_image",
     "enlarge_boxes",
     "extract_features",
     "features_of_images",
+    "image_batches",
     "module_fingerprint",
     "proposal_set_hash",
 ]
@@ -187,103 +198,291 @@ class FeatureConfig:
                 object.__setattr__(self, name, (int(v[0]), int(v[1])))
 
 
-# --- the extraction of one batch of images ---------------------------------------------------------
+# --- decoding, in DataLoader workers ---------------------------------------------------------------
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image decoded for the feature networks (what a loader worker hands over).
+
+    ``rgb``: the RGB PIL image (for UNISAL and the detector); ``pixels``: (3, H, W) uint8, the
+    appearance CNN's input before normalisation (the image itself in crop mode; resized, bilinear,
+    to ``roi_image_size`` in ROI mode when that is set).
+    """
+
+    rgb: Image.Image
+    pixels: torch.Tensor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the image."""
+        return self.rgb.height, self.rgb.width
+
+    def pin_memory(self) -> DecodedImage:
+        """A copy with ``pixels`` in page-locked memory (what a ``pin_memory`` DataLoader calls)."""
+        return DecodedImage(self.rgb, self.pixels.pin_memory())
+
+
 def _rgb(image) -> Image.Image:
     from salrank.models.unisal import to_rgb_image
 
-    return to_rgb_image(image)
+    return image.rgb if isinstance(image, DecodedImage) else to_rgb_image(image)
+
+
+def _pixels(rgb: Image.Image, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(3, H, W) uint8 tensor of an RGB image, optionally resized (bilinear) to ``size`` ``(H, W)``."""
+    if size is not None and (rgb.height, rgb.width) != tuple(size):
+        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def _cnn_size(config: FeatureConfig, size: tuple[int, int]) -> tuple[int, int]:
+    return config.roi_image_size if config.mode == "roi" and config.roi_image_size else size
+
+
+def decode_image(image, config: FeatureConfig | None = None) -> DecodedImage:
+    """``image`` (a path, PIL image, HxWx3 uint8 array or :class:`DecodedImage`) decoded for ``config``."""
+    config = config or FeatureConfig()
+    if isinstance(image, DecodedImage) and tuple(image.pixels.shape[1:]) == _cnn_size(config, image.size):
+        return image
+    rgb = _rgb(image)
+    return DecodedImage(rgb, _pixels(rgb, _cnn_size(config, (rgb.height, rgb.width))))
+
+
+def _normalise(pixels: Sequence[torch.Tensor], device=None) -> torch.Tensor:
+    """(3, H, W) uint8 images -> one (B, 3, H, W) ImageNet-normalised float32 tensor on ``device``
+    (default: the first image's), normalised image by image into it (no batch-sized temporaries)."""
+    device = torch.device(device) if device is not None else pixels[0].device
+    out = torch.empty((len(pixels), *pixels[0].shape), dtype=torch.float32, device=device)
+    mean, std = _MEAN[0].to(device), _STD[0].to(device)
+    for x, p in zip(out, pixels, strict=True):
+        torch.div(p.to(device, non_blocking=True), 255.0, out=x)
+        x.sub_(mean).div_(std)
+    return out
 
 
 def _image_tensor(rgb: Image.Image, size: tuple[int, int] | None = None) -> torch.Tensor:
     """(1, 3, H, W) ImageNet-normalised float tensor of an RGB image (optionally resized, bilinear)."""
-    if size is not None and (rgb.height, rgb.width) != size:
-        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    return (x - _MEAN) / _STD
+    return _normalise([_pixels(rgb, size)])
+
+
+class _Decoding(torch.utils.data.Dataset):
+    def __init__(self, images: Sequence, decode: Callable):
+        self.images, self.decode = images, decode
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.decode(self.images[i])
+
+
+def image_batches(images: Sequence, batch_size: int, decode: Callable = _rgb, num_workers: int = 0,
+                  pin_memory: bool = False) -> Iterator[list]:
+    """``decode(image)`` of each of ``images``, in order, in lists of ``batch_size``.
+
+    A :class:`torch.utils.data.DataLoader` decodes them in ``num_workers`` worker processes (0:
+    in this process) while the caller works on the previous batch; ``pin_memory`` (for CUDA) puts
+    the decoded tensors in page-locked memory. ``decode`` must be picklable for workers.
+    """
+    from torch.utils.data import DataLoader
+
+    check_int("batch_size", batch_size, 1)
+    check_int("num_workers", num_workers, 0)
+    yield from DataLoader(_Decoding(list(images), decode), batch_size=batch_size, shuffle=False,
+                          num_workers=num_workers, collate_fn=list, pin_memory=pin_memory)
+
+
+# --- the networks on a batch of images -------------------------------------------------------------
+def _amp_name(amp: str | None, device) -> str | None:
+    """``"bf16"``, ``"fp16"`` or ``None`` (float32) for ``amp`` on ``device``."""
+    from salrank.bench.core import resolve_amp
+
+    return resolve_amp(amp, device)
+
+
+def _autocast(device: torch.device, amp: str | None):
+    name = _amp_name(amp, device)
+    if name is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if name == "bf16" else torch.float16)
 
 
 def _pool_rois(fmap: torch.Tensor, rois: torch.Tensor, output: int, scale: float) -> torch.Tensor:
-    """roi_align (aligned, adaptive sampling) on one (1, C, h, w) map, averaged -> (K, C)."""
+    """roi_align (aligned, adaptive sampling) of (K, 5) ``(batch index, x1, y1, x2, y2)`` rois on a
+    (B, C, h, w) map, averaged -> (K, C)."""
     if len(rois) == 0:
         return fmap.new_zeros(0, fmap.shape[1])
-    pooled = roi_align(fmap, [rois], output_size=output, spatial_scale=scale, sampling_ratio=-1, aligned=True)
+    pooled = roi_align(fmap, rois, output_size=output, spatial_scale=scale, sampling_ratio=-1, aligned=True)
     return pooled.mean(dim=(2, 3))
+
+
+def _groups(keys: Sequence) -> dict:
+    """key -> indices holding it, keys in sorted order."""
+    out: dict = {}
+    for i, k in enumerate(keys):
+        out.setdefault(k, []).append(i)
+    return dict(sorted(out.items()))
+
+
+@dataclass
+class _Networks:
+    """The feature networks and how they run on a batch of images."""
+
+    unisal: object
+    backbone: AppearanceBackbone
+    config: FeatureConfig
+    batch_size: int
+    amp: str | None
+    channels_last: bool
+
+    def __post_init__(self):
+        self.device = next(self.backbone.parameters()).device
+
+    def autocast(self):
+        return _autocast(self.device, self.amp)
+
+    def cnn_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def unisal_features(self, decoded: Sequence[DecodedImage], boxes: Sequence[np.ndarray]):
+        """(local, global) (K, 192) over all boxes of the batch: UNISAL's ``f_u`` of the images
+        (grouped by network size), then one ROIAlign per network size for every box and its
+        enlarged box."""
+        from salrank.models.unisal import network_size_for, roi_boxes
+
+        cfg = self.config
+        counts = [len(b) for b in boxes]
+        sizes = [d.size for d in decoded]
+        nets = [cfg.unisal_network_size or network_size_for(s) for s in sizes]
+        local: list = [None] * len(decoded)
+        glob: list = [None] * len(decoded)
+        for net, idx in _groups(nets).items():
+            with self.autocast():
+                maps = self.unisal.features_per_image([decoded[i].rgb for i in idx], batch_size=self.batch_size,
+                                                      network_size=net)
+            f = (maps[0][None] if len(maps) == 1 else torch.stack(list(maps))).float()
+            big = [enlarge_boxes(boxes[i], cfg.global_scale, sizes[i]) for i in idx]
+            rois = torch.cat([roi_boxes([boxes[i] for i in idx], [sizes[i] for i in idx], [net] * len(idx)),
+                              roi_boxes(big, [sizes[i] for i in idx], [net] * len(idx))]).to(f.device)
+            pooled = _pool_rois(f, rois, cfg.roi_output, 1.0).cpu()
+            n = sum(counts[i] for i in idx)
+            for i, lo, gl in zip(idx, pooled[:n].split([counts[i] for i in idx]),
+                                 pooled[n:].split([counts[i] for i in idx]), strict=True):
+                local[i], glob[i] = lo, gl
+        return torch.cat(local), torch.cat(glob)
+
+    def _inputs(self, decoded: Sequence[DecodedImage], boxes: Sequence[np.ndarray]):
+        """The images with boxes, grouped by CNN input size: [normalised (n, 3, H, W) on the
+        device], and for every box (in image order) its group and ``roi_align`` row ``(index in
+        the group, x1, y1, x2, y2)`` in CNN input pixels."""
+        with_boxes = [i for i, b in enumerate(boxes) if len(b)]
+        groups = _groups([tuple(decoded[i].pixels.shape[1:]) for i in with_boxes]).values()
+        images, group_of, rows = [], [], []
+        where = {}
+        for g, idx in enumerate([with_boxes[j] for j in members] for members in groups):
+            images.append(_normalise([decoded[i].pixels for i in idx], self.device))
+            where.update({i: (g, pos) for pos, i in enumerate(idx)})
+        for i in with_boxes:
+            g, pos = where[i]
+            (h, w), (ph, pw) = decoded[i].size, decoded[i].pixels.shape[1:]
+            b = torch.as_tensor(boxes[i], dtype=torch.float32)
+            if (ph, pw) != (h, w):  # ROI mode at roi_image_size: the boxes in the resized image's pixels
+                b = b * torch.tensor([pw / w, ph / h, pw / w, ph / h])
+            rows.append(torch.cat([b.new_full((len(b), 1), float(pos)), b], dim=1))
+            group_of += [g] * len(b)
+        rows_t = torch.cat(rows).to(self.device) if rows else torch.zeros(0, 5, device=self.device)
+        return images, torch.as_tensor(group_of, dtype=torch.long), rows_t
+
+    def appearance(self, decoded: Sequence[DecodedImage], boxes: Sequence[np.ndarray]) -> torch.Tensor:
+        """(K, dim) appearance features of all boxes of the batch (crop or ROI mode)."""
+        images, group_of, rows = self._inputs(decoded, boxes)
+        if not len(rows):
+            return torch.zeros(0, self.backbone.dim)
+        if self.config.mode == "roi":
+            return self._roi_appearance(images, group_of, rows)
+        size = self.config.crop_size
+        feats = []
+        for s in range(0, len(rows), self.batch_size):  # one ROIAlign per input size and CNN forward
+            part, groups = rows[s : s + self.batch_size], group_of[s : s + self.batch_size]
+            crops = None
+            for g, x in enumerate(images):
+                sel = (groups == g).nonzero().flatten()
+                if len(sel) == 0:
+                    continue
+                c = roi_align(x, part[sel.to(part.device)], output_size=size, spatial_scale=1.0, sampling_ratio=-1,
+                              aligned=True)
+                if len(sel) == len(part):
+                    crops = c
+                    break
+                if crops is None:
+                    crops = x.new_empty(len(part), 3, size, size)
+                crops[sel.to(x.device)] = c
+            with self.autocast():
+                feats.append(self.backbone.pooled(self.cnn_input(crops)).float().cpu())
+        return torch.cat(feats)
+
+    def _roi_appearance(self, images, group_of, rows) -> torch.Tensor:
+        out = torch.zeros(len(rows), self.backbone.dim)
+        for g, x in enumerate(images):
+            fmaps = []
+            for s in range(0, len(x), self.batch_size):
+                with self.autocast():
+                    fmaps.append(self.backbone(self.cnn_input(x[s : s + self.batch_size])).float())
+            sel = (group_of == g).nonzero().flatten()
+            out[sel] = _pool_rois(torch.cat(fmaps), rows[sel.to(rows.device)], self.config.roi_output,
+                                  1.0 / self.backbone.stride).cpu()
+        return out
 
 
 @torch.no_grad()
 def features_of_images(items: Sequence[ImageProposals], unisal, backbone: AppearanceBackbone,
-                       config: FeatureConfig | None = None, batch_size: int = 32) -> list[dict[str, np.ndarray]]:
+                       config: FeatureConfig | None = None, batch_size: int = 32, *, num_workers: int = 0,
+                       amp: str | None = None, channels_last: bool | None = None) -> list[dict[str, np.ndarray]]:
     """Per-image feature dicts (see the module table) for ``items``, without any caching.
 
-    ``unisal``: a :class:`salrank.models.unisal.UNISAL`; ``backbone``: an :class:`~salrank.models.backbones.AppearanceBackbone`;
-    ``batch_size``: crops per CNN forward in crop mode (and images per UNISAL forward). Each dict
-    also holds ``image_size`` ``(height, width)``.
+    ``unisal``: a :class:`salrank.models.unisal.UNISAL`; ``backbone``: an
+    :class:`~salrank.models.backbones.AppearanceBackbone`. The images go in batches of
+    ``batch_size``: decoded in ``num_workers`` DataLoader worker processes (:func:`image_batches`;
+    an item's image may already be a :class:`DecodedImage`), one UNISAL forward per network size,
+    one ROIAlign on ``f_u`` for every box of the batch, and in crop mode the crops of all the
+    batch's boxes cut by ROIAlign on the image tensors and through the CNN ``batch_size`` crops at
+    a time (ROI mode: ``batch_size`` images per CNN forward). The features do not depend on
+    ``batch_size`` beyond float rounding (equal at 1e-5); ``batch_size=1`` is one image at a time.
+    ``amp``: autocast dtype of the network forwards (``"bf16"``, ``"fp16"``, ``"auto"`` = bf16/fp16
+    on CUDA only; default off: float32); ``channels_last``: the CNN's inputs in channels-last
+    memory format (default: on CUDA). Each dict also holds ``image_size`` ``(height, width)``.
     """
-    from salrank.models.unisal import boxes_to_feature_coords, network_size_for
-
     config = config or FeatureConfig()
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rgbs = [_rgb(it.image) for it in items]
+    check_int("batch_size", batch_size, 1)
     boxes = [_as_boxes(it.boxes, f"image {it.stem}: boxes") for it in items]
-    net_sizes = [config.unisal_network_size or network_size_for((im.height, im.width)) for im in rgbs]
-    # UNISAL: one f_u per image (grouped by network size inside UNISAL)
-    f_us: list[torch.Tensor | None] = [None] * len(items)
-    for size in sorted(set(net_sizes)):
-        idx = [i for i, s in enumerate(net_sizes) if s == size]
-        maps = unisal.features_per_image([rgbs[i] for i in idx], batch_size=batch_size, network_size=size)
-        for i, m in zip(idx, maps, strict=True):
-            f_us[i] = m
+    for it, b in zip(items, boxes, strict=True):
+        if it.scores is not None and len(it.scores) != len(b):
+            raise ValueError(f"image {it.stem}: {len(b)} boxes but {len(it.scores)} scores")
     device = next(backbone.parameters()).device
+    nets = _Networks(unisal, backbone, config, batch_size, amp,
+                     device.type == "cuda" if channels_last is None else bool(channels_last))
+    decode = functools.partial(decode_image, config=config)
     out: list[dict[str, np.ndarray]] = []
-    crops: list[torch.Tensor] = []
-    for it, rgb, b, net, f_u in zip(items, rgbs, boxes, net_sizes, f_us, strict=True):
-        size = (rgb.height, rgb.width)
-        n = len(b)
-        if it.scores is not None and len(it.scores) != n:
-            raise ValueError(f"image {it.stem}: {n} boxes but {len(it.scores)} scores")
-        f = f_u[None].float()
-        local = _pool_rois(f, boxes_to_feature_coords(b, size, net).to(f.device), config.roi_output, 1.0)
-        big = enlarge_boxes(b, config.global_scale, size)
-        glob = _pool_rois(f, boxes_to_feature_coords(big, size, net).to(f.device), config.roi_output, 1.0)
-        rec = {
-            "image_size": size,
-            "local": local.cpu().numpy().astype(np.float32),
-            "global": glob.cpu().numpy().astype(np.float32),
-            "centers": box_centers(b, size).astype(np.float32),
-            "geometry": box_geometry(b, size),
-            "boxes": b.astype(np.float32),
-            "scores": (np.ones(n) if it.scores is None else np.asarray(it.scores)).astype(np.float32),
-        }
-        if n == 0:
-            rec["appearance"] = np.zeros((0, backbone.dim), np.float32)
-        elif config.mode == "roi":
-            x = _image_tensor(rgb, config.roi_image_size).to(device)
-            fmap = backbone(x)
-            sy = x.shape[2] / size[0]
-            sx = x.shape[3] / size[1]
-            rois = torch.as_tensor(b, dtype=torch.float32, device=device) * torch.tensor(
-                [sx, sy, sx, sy], device=device)
-            rec["appearance"] = _pool_rois(fmap, rois, config.roi_output, 1.0 / backbone.stride).cpu().numpy()
-        else:
-            x = _image_tensor(rgb).to(device)
-            rois = torch.as_tensor(b, dtype=torch.float32, device=device)
-            crops.append(roi_align(x, [rois], output_size=config.crop_size, spatial_scale=1.0,
-                                   sampling_ratio=-1, aligned=True))
-            rec["appearance"] = None  # filled below
-        out.append(rec)
-    if config.mode == "crop" and crops:
-        all_crops = torch.cat(crops)
-        feats = torch.cat([backbone.pooled(all_crops[s : s + batch_size])
-                           for s in range(0, len(all_crops), batch_size)]).cpu().numpy()
-        start = 0
-        for rec in out:
-            if rec["appearance"] is None:
-                n = len(rec["boxes"])
-                rec["appearance"] = feats[start : start + n]
-                start += n
-    for rec in out:
-        rec["appearance"] = np.asarray(rec["appearance"], np.float32).reshape(-1, backbone.dim)
+    start = 0
+    for decoded in image_batches([it.image for it in items], batch_size, decode, num_workers,
+                                 pin_memory=device.type == "cuda" and num_workers > 0):
+        part = boxes[start : start + len(decoded)]
+        counts = [len(b) for b in part]
+        local, glob = nets.unisal_features(decoded, part)
+        appearance = nets.appearance(decoded, part)
+        for it, d, b, lo, gl, app in zip(items[start : start + len(decoded)], decoded, part, local.split(counts),
+                                         glob.split(counts), appearance.split(counts), strict=True):
+            n = len(b)
+            out.append({
+                "image_size": d.size,
+                "local": lo.numpy().astype(np.float32),
+                "global": gl.numpy().astype(np.float32),
+                "appearance": app.numpy().astype(np.float32).reshape(-1, backbone.dim),
+                "centers": box_centers(b, d.size).astype(np.float32),
+                "geometry": box_geometry(b, d.size),
+                "boxes": b.astype(np.float32),
+                "scores": (np.ones(n) if it.scores is None else np.asarray(it.scores)).astype(np.float32),
+            })
+        start += len(decoded)
     return out
 
 
@@ -371,6 +570,29 @@ class FeatureStore:
         atomic_write_json(path / "manifest.json", {**self.meta, "format": FORMAT_VERSION}, indent=1)
         self.path = path
         return path
+
+    def save_npz(self, path: str | os.PathLike) -> Path:
+        """Write the store as one ``.npz`` file (atomically; the same store gives the same bytes)."""
+        import zipfile
+
+        path = Path(path)
+        entries = {"offsets": self.offsets, "stems": np.array(self.stems, dtype=str),
+                   "image_sizes": self.image_sizes, **{k: self.arrays[k] for k in FIELDS},
+                   "meta": np.array(json.dumps(self.meta, sort_keys=True))}
+        with atomic_output(path, "wb") as f, zipfile.ZipFile(f, "w") as z:
+            for name, array in entries.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))  # no timestamps
+                with z.open(info, "w", force_zip64=True) as out:
+                    np.lib.format.write_array(out, np.asarray(array), allow_pickle=False)
+        return path
+
+    @classmethod
+    def load_npz(cls, path: str | os.PathLike) -> FeatureStore:
+        """Read a store written by :meth:`save_npz`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            return cls({k: z[k] for k in FIELDS}, z["offsets"], [str(s) for s in z["stems"]], z["image_sizes"],
+                       meta, Path(path))
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -463,6 +685,9 @@ def extract_features(
     name: str | None = None,
     progress: bool = True,
     on_chunk: Callable[[int, int], None] | None = None,
+    num_workers: int = 0,
+    amp: str | None = None,
+    channels_last: bool | None = None,
 ) -> FeatureStore:
     """Features of every proposal of every image (see the module docstring), cached.
 
@@ -472,7 +697,9 @@ def extract_features(
     loaded UNISAL; ``backbone``: an :class:`~salrank.models.backbones.AppearanceBackbone`. ``mode`` overrides ``config.mode``.
     ``cache``: ``True`` = under ``$SALRANK_CACHE/features``, a directory = under it, ``False`` =
     in memory only. ``name`` overrides the dataset label of the cache directory.
-    ``on_chunk(done, total)`` is called after each chunk is safely on disk.
+    ``on_chunk(done, total)`` is called after each chunk is safely on disk. ``batch_size``,
+    ``num_workers``, ``amp``, ``channels_last``: see :func:`features_of_images`; autocast changes
+    the features, so it is part of the cache key (float32 keys are those of earlier versions).
     """
     from tqdm.auto import tqdm
 
@@ -496,11 +723,15 @@ def extract_features(
         "unisal_fingerprint": module_fingerprint(unisal),
         "n_images": len(items),
     }
+    precision = _amp_name(amp, next(backbone.parameters()).device)
+    if precision is not None:  # only then: float32 features keep their cache key
+        meta["amp"] = precision
     key = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     meta["key"] = key
 
     def run(chunk_items):
-        feats = features_of_images(chunk_items, unisal, backbone, config, batch_size)
+        feats = features_of_images(chunk_items, unisal, backbone, config, batch_size, num_workers=num_workers,
+                                   amp=amp, channels_last=channels_last)
         return feats, [f.pop("image_size") for f in feats]
 
     if cache is False:
@@ -551,15 +782,11 @@ def _safe(label: str) -> str:
 
 
 def _save_chunk(path: Path, store: FeatureStore) -> None:
-    with atomic_output(path, "wb") as f:
-        np.savez(f, offsets=store.offsets, stems=np.array(store.stems), image_sizes=store.image_sizes,
-                 **store.arrays)
+    store.save_npz(path)
 
 
 def _load_chunk(path: Path) -> FeatureStore:
-    with np.load(path, allow_pickle=False) as z:
-        return FeatureStore({k: z[k] for k in FIELDS}, z["offsets"], [str(s) for s in z["stems"]],
-                            z["image_sizes"])
+    return FeatureStore.load_npz(path)
 
 
 def _chunk_ok(path: Path, stems: list[str]) -> bool:

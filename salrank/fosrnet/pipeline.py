@@ -10,6 +10,7 @@ highest detector score first), their scores and ranks (1 = most salient .. n).
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salrank.fosrnet.features import FeatureConfig, ImageProposals, features_of_images
+from salrank.errors import check_int
+from salrank.fosrnet.features import (
+    FeatureConfig,
+    ImageProposals,
+    decode_image,
+    features_of_images,
+    image_batches,
+)
 from salrank.models.backbones import WeightsIdentity, feature_extractors
 
 __all__ = ["RankedImage", "RankingPipeline", "draw_ranking"]
@@ -41,10 +49,18 @@ class RankedImage:
 
 
 class RankingPipeline:
-    """Detector + UNISAL + appearance CNN + FOSRNet; see the module docstring."""
+    """Detector + UNISAL + appearance CNN + FOSRNet; see the module docstring.
+
+    The images go through in batches of ``batch_size``, decoded in ``num_workers`` DataLoader
+    worker processes (0: in this process) while the previous batch runs; per batch one detector
+    call, the features of all its proposals (:func:`~salrank.fosrnet.features.features_of_images`)
+    and one ranking call. ``amp`` (``"bf16"``, ``"fp16"``, ``"auto"``: on CUDA only; default off)
+    and ``channels_last`` (default: on CUDA) as there. The ranks do not depend on ``batch_size``.
+    """
 
     def __init__(self, detector, unisal, backbone, model, feature_config: FeatureConfig | None = None,
-                 filter_options: Mapping | None = None, apply_filter: bool = True):
+                 filter_options: Mapping | None = None, apply_filter: bool = True, *, batch_size: int = 32,
+                 num_workers: int = 0, amp: str | None = None, channels_last: bool | None = None):
         self.detector = detector
         self.unisal = unisal
         self.backbone = backbone
@@ -52,6 +68,10 @@ class RankingPipeline:
         self.feature_config = feature_config or FeatureConfig()
         self.filter_options = dict(filter_options or {})
         self.apply_filter = apply_filter
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.num_workers = check_int("num_workers", num_workers, 0)
+        self.amp = amp
+        self.channels_last = channels_last
 
     @property
     def weights(self) -> WeightsIdentity:
@@ -61,7 +81,8 @@ class RankingPipeline:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, *, detector: str | None = "efficientdet_d0",
                         pretrained: bool = True, backbone: str = "resnet101", device=None,
-                        detector_kwargs: Mapping | None = None, log=print, seed: int = 0) -> RankingPipeline:
+                        detector_kwargs: Mapping | None = None, log=print, seed: int = 0,
+                        **run_options) -> RankingPipeline:
         """Build the pipeline; the detector is created first, so missing weights fail fast.
 
         ``detector=None``: no detector (for :meth:`rank_boxes` on given boxes only).
@@ -70,6 +91,7 @@ class RankingPipeline:
         ``checkpoint`` the ranker is an untrained FOSRNet on ``backbone`` features (a warning says so).
         ``seed``: every random initialisation (detector, extractors without pretrained weights,
         the untrained ranker) comes from it, so a random-weight run repeats exactly.
+        ``run_options``: ``batch_size``, ``num_workers``, ``amp``, ``channels_last`` (see the class).
         Raises :class:`salrank.weights.WeightsNotFoundError` when a pretrained file is missing.
         """
         from salrank.proposals import create_detector
@@ -115,11 +137,10 @@ class RankingPipeline:
                 if want and module_fingerprint(module) != want:
                     log(f"warning: the {name} weights differ from those the checkpoint was trained with")
         model.to(next(cnn.parameters()).device)
-        return cls(det, psm, cnn, model, config)
+        return cls(det, psm, cnn, model, config, **run_options)
 
     def rank(self, images: Sequence, names: Sequence[str] | None = None) -> list[RankedImage]:
         """Rank the proposals of each image (paths, PIL images or HxWx3 uint8 arrays)."""
-        from salrank.models.unisal import to_rgb_image
         from salrank.proposals import filter_proposals
 
         if self.detector is None:
@@ -128,14 +149,22 @@ class RankingPipeline:
         if names is None:
             names = [Path(im).name if isinstance(im, (str, os.PathLike)) else f"image{i}"
                      for i, im in enumerate(images)]
-        rgbs = [to_rgb_image(im) for im in images]
-        dets = self.detector.detect(rgbs, keys=[Path(n).stem for n in names])
-        items = []
-        for name, rgb, d in zip(names, rgbs, dets, strict=True):
-            if self.apply_filter:
-                d = d.select(filter_proposals(d.boxes, d.scores, (rgb.height, rgb.width), **self.filter_options).keep)
-            items.append(ImageProposals(str(name), rgb, d.boxes, d.scores))
-        return self._rank_items(items)
+        if len(names) != len(images):
+            raise ValueError(f"{len(images)} images but {len(names)} names")
+        cuda = next(self.backbone.parameters()).device.type == "cuda"
+        decode = functools.partial(decode_image, config=self.feature_config)
+        out: list[RankedImage] = []
+        for batch in image_batches(images, self.batch_size, decode, self.num_workers,
+                                   pin_memory=cuda and self.num_workers > 0):
+            batch_names = names[len(out) : len(out) + len(batch)]
+            dets = self.detector.detect([d.rgb for d in batch], keys=[Path(n).stem for n in batch_names])
+            items = []
+            for name, decoded, d in zip(batch_names, batch, dets, strict=True):
+                if self.apply_filter:
+                    d = d.select(filter_proposals(d.boxes, d.scores, decoded.size, **self.filter_options).keep)
+                items.append(ImageProposals(str(name), decoded, d.boxes, d.scores))
+            out += self._rank_items(items)
+        return out
 
     def rank_boxes(self, image, boxes, scores=None, name: str = "image") -> RankedImage:
         """Rank given ``[x1, y1, x2, y2]`` boxes of one image (no detector, no filtering); the box
@@ -150,7 +179,8 @@ class RankingPipeline:
     def _rank_items(self, items: Sequence[ImageProposals]) -> list[RankedImage]:
         if not items:
             return []
-        feats = features_of_images(items, self.unisal, self.backbone, self.feature_config)
+        feats = features_of_images(items, self.unisal, self.backbone, self.feature_config, self.batch_size,
+                                   amp=self.amp, channels_last=self.channels_last)
         sizes = [f.pop("image_size") for f in feats]
         ranks = self.model.predict_ranks(feats)
         return [RankedImage(it.stem, tuple(int(v) for v in size), np.asarray(f["boxes"], np.float64),
