@@ -159,3 +159,16 @@ def test_figure_and_data_headlines():
     assert h["ours"] == 0.8 and "place 2 of 3" in h["quantity"]
     assert planted_salience_headline(None)["ours"].startswith("n/a")
     assert weights_headline(pd.DataFrame({"found at": ["/w/a.pth", "missing"]}))["ours"] == "1 of 2"
+
+
+def test_pipeline_speed_headline():
+    import pandas as pd
+
+    from salrank import paper
+    from salrank.analysis.headlines import pipeline_speed_headline
+
+    stages = pd.DataFrame({"record": ["a", "a", "b"], "stage": ["detector", "whole pipeline", "whole pipeline"],
+                           "FPS": [9.0, 1.5, 2.5]})
+    assert pipeline_speed_headline(stages, "b") == {"quantity": "end-to-end speed, images/s", "ours": 2.5,
+                                                    "paper": paper.PIPELINE_FPS}
+    assert pipeline_speed_headline(stages, None)["ours"] == "no benchmark record"

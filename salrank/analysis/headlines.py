@@ -28,6 +28,7 @@ __all__ = [
     "failure_headline",
     "offset_plateau_headline",
     "peer_headline",
+    "pipeline_speed_headline",
     "planted_salience_headline",
     "splits_headline",
     "value_range",
@@ -86,6 +87,16 @@ def detector_speed_headline(table: pd.DataFrame, paper_name: str = "EfficientDet
     row = rows.loc[rows["images_per_s"].idxmax()]
     return _result(f"{paper_name} ({row['detector']}) throughput, images/s", float(row["images_per_s"]),
                    paper.TABLE4B_FPS[paper_name])
+
+
+def pipeline_speed_headline(stages: pd.DataFrame, record: str | None) -> dict:
+    """Table IV: the whole pipeline's images per second in ``record`` (a row of
+    :func:`salrank.bench.stage_frame`), beside the paper's (Table IV-A, proposals included)."""
+    quantity = "end-to-end speed, images/s"
+    rows = stages[(stages["record"] == record) & (stages["stage"] == "whole pipeline")]
+    if rows.empty:
+        return _result(quantity, "no benchmark record", paper.PIPELINE_FPS)
+    return _result(quantity, float(rows["FPS"].iloc[0]), paper.PIPELINE_FPS)
 
 
 def detector_swap_headline(table: pd.DataFrame, group: str) -> dict:
