@@ -148,7 +148,7 @@ def test_figure_and_data_headlines():
     offsets = pd.DataFrame({"dataset": ["few", "many"], "boxes": [10, 500]})
     ranges = pd.DataFrame({"dataset": ["many", "many", "many", "few"], "parameter": ["gamma", "gamma", "beta", "gamma"],
                            "range": ["0.3-0.6", "0.7-1.0", "0.4-0.6", "0.3-0.6"], "spread": [0.12, 0.3, 0.0, 9.0]})
-    assert offset_plateau_headline(offsets, ranges)["ours"] == "0.12 / 0.30"
+    assert offset_plateau_headline(offsets, ranges)["ours"] == "0.3-0.6: 0.12, 0.7-1.0: 0.30"
     table = pd.DataFrame({"dataset": ["ex", "s", "s", "s"], "split": ["all", "train", "val", "test"],
                           "images": [10, 1500, 50, 100]})
     assert splits_headline(table) == {"quantity": "images in the train / val / test splits (s)",

@@ -161,8 +161,9 @@ def offset_plateau_headline(offsets: pd.DataFrame, ranges: pd.DataFrame) -> dict
     sizes = offsets.groupby("dataset", sort=False)["boxes"].first()
     dataset = sizes.idxmax()
     rows = ranges[(ranges["dataset"] == dataset) & (ranges["parameter"] == "gamma")]
-    return _result(f"relative spread of the gamma offsets over gamma {' and '.join(rows['range'])} ({dataset})",
-                   " / ".join(f"{s:.2f}" for s in rows["spread"]) or "not computed")
+    return _result(f"relative spread (max - min) / mean of the gamma offsets per range of gamma ({dataset})",
+                   ", ".join(f"{r}: {s:.2f}" for r, s in zip(rows["range"], rows["spread"], strict=True))
+                   or "not computed")
 
 
 def splits_headline(summary: pd.DataFrame) -> dict:
@@ -186,7 +187,7 @@ def planted_salience_headline(summary: pd.DataFrame | None, method: str = "ra-sr
     """GT page: ``method``'s mean Spearman rho with SynthSal's planted salience (an
     :func:`salrank.gt.agreement_summary` against it) and its place among the methods. The paper's
     counterpart is a user study (Fig. 11-A) without printed numbers."""
-    quantity = f"mean Spearman rho of {method} with the planted salience (SynthSal)"
+    quantity = f"mean Spearman rho of {'RA-SRGT' if method == 'ra-srgt' else method} with the planted salience (SynthSal)"
     if summary is None or summary.empty:
         return _result(quantity, "n/a: no planted salience on this profile")
     dataset = summary["dataset"].iloc[0]
