@@ -106,7 +106,7 @@ def detector_swap_headline(table: pd.DataFrame, group: str) -> dict:
     ours = table[(group, "SRCC")].to_numpy(dtype=np.float64)
     ours = ours[np.isfinite(ours)]
     srcc = [s for s, _ in paper.TABLE6.values()]
-    return _result(f"range of test SRCC over {len(ours)} proposal sources ({group})",
+    return _result(f"range (max - min) of test SRCC over {len(ours)} proposal sources, {group}",
                    float(ours.max() - ours.min()) if len(ours) else "not run", max(srcc) - min(srcc))
 
 
