@@ -1,5 +1,6 @@
 """When the book reuses executed pages (book/_ext/book_cache.py): the fingerprint moves with
-salrank's files and the resolved settings, and stays put otherwise; the jupyter-cache is emptied
+salrank's files, the benchmark records, the versions of the packages that compute the results and
+the resolved settings, and stays put otherwise; the jupyter-cache is emptied
 only on a new fingerprint."""
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 
-from book_cache import STAMP, cache_folder, fingerprint, package_files, settings_record  # noqa: E402
+from book_cache import (  # noqa: E402
+    STAMP,
+    benchmark_files,
+    cache_folder,
+    fingerprint,
+    package_files,
+    result_packages,
+    settings_record,
+    versions_record,
+)
 
 
 @pytest.fixture
@@ -72,6 +82,56 @@ def test_settings_move_it(package, tmp_path):
     assert fingerprint(package, {**SAMPLE, "SALRANK_WEIGHTS": str(weights)}) != with_weights
     # the cache folder holds derived files only: it does not count
     assert fingerprint(package, {**SAMPLE, "SALRANK_CACHE": str(tmp_path / "c")}) == sample
+
+
+def test_benchmark_records_move_it(package, tmp_path):
+    # the Table IV page reads benchmarks/*.json
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "cpu-quick.json").write_text('{"results": [1]}')
+    before = fingerprint(package, SAMPLE, bench)
+    assert fingerprint(package, SAMPLE, bench) == before
+    (bench / "notes.md").write_text("not a record")
+    assert fingerprint(package, SAMPLE, bench) == before
+    (bench / "cpu-quick.json").write_text('{"results": [2]}')
+    edited = fingerprint(package, SAMPLE, bench)
+    assert edited != before
+    (bench / "gpu.json").write_text("{}")
+    assert fingerprint(package, SAMPLE, bench) != edited
+    assert [p.name for p in benchmark_files(bench)] == ["cpu-quick.json", "gpu.json"]
+    assert benchmark_files(tmp_path / "missing") == []
+    # by default, the source checkout's benchmarks/
+    assert fingerprint(package, SAMPLE) == fingerprint(package, SAMPLE, REPO / "benchmarks")
+
+
+def test_package_versions_move_it(package, monkeypatch):
+    import salrank.provenance
+
+    before = fingerprint(package, SAMPLE)
+    real = salrank.provenance.version
+    for name in ("torch", "scipy", "timm"):
+        with monkeypatch.context() as m:
+            m.setattr(salrank.provenance, "version", lambda pkg, name=name: "0.0.0+other" if pkg == name else real(pkg))
+            assert versions_record()[name] == "0.0.0+other"
+            assert fingerprint(package, SAMPLE) != before, name
+    assert fingerprint(package, SAMPLE) == before
+
+
+def test_result_packages_are_the_declared_dependencies(monkeypatch):
+    import importlib.metadata
+
+    names = result_packages()
+    assert {"torch", "torchvision", "numpy", "scipy"} <= set(names) and names == sorted(names)
+    declared = ["numpy>=1.24", "Foo-Bar>=1", 'pytest>=7; extra == "test"', 'ruff; extra == "dev"',
+                'ultralytics>=8; extra == "extras"']
+    monkeypatch.setattr(importlib.metadata, "requires", lambda dist: declared if dist == "salrank" else None)
+    assert result_packages() == ["foo-bar", "numpy", "scipy", "torch", "torchvision", "ultralytics"]
+
+    def not_installed(dist):
+        raise importlib.metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(importlib.metadata, "requires", not_installed)
+    assert result_packages() == ["numpy", "scipy", "torch", "torchvision"]
 
 
 def test_settings_record_reads_the_given_environment(tmp_path):

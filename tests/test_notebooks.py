@@ -78,6 +78,11 @@ def test_notebook_executes_on_sample(path, notebook_runner):
     assert not errors
     # every page labels sample results as such
     assert "Sample result" in json.dumps(nb), f"{path.name} does not show the sample banner"
+    # every page records its headline for "Results at a glance" (salrank.viz.report.headline)
+    from salrank.viz.report import HEADLINE_MIME
+
+    assert any(HEADLINE_MIME in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", [])), \
+        f"{path.name} records no headline"
 
 
 # documents the code once cited that are not part of the repository (spelled in pieces so that this

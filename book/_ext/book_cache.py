@@ -2,8 +2,10 @@
 
 Jupyter Book's ``execute_notebooks: cache`` (jupyter-cache) reuses a page's outputs while the
 notebook's code cells are unchanged. The outputs also depend on what the code does not show:
-salrank's sources and embedded sample, and the resolved settings (profile, data, weights,
-device). :func:`fingerprint` hashes those; the book's extension stores it in Sphinx's
+salrank's sources and embedded sample, the benchmark records the Table IV page reads
+(``benchmarks/*.json``), the versions of the installed packages that compute the results (torch,
+torchvision, numpy, scipy and salrank's other declared dependencies) and the resolved settings
+(profile, data, weights, device). :func:`fingerprint` hashes those; the book's extension stores it in Sphinx's
 configuration (a change re-reads every page) and points myst-nb at one jupyter-cache per
 fingerprint (:func:`cache_folder`), so re-read pages execute again unless they were executed
 under the same code and settings before.
@@ -22,6 +24,13 @@ from pathlib import Path
 
 STAMP = "salrank-fingerprint.txt"
 """File inside the jupyter-cache folder holding the fingerprint the cache was filled under."""
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+"""The source checkout's benchmark records folder (the Table IV page reads its ``*.json``)."""
+
+RESULT_PACKAGES = ("torch", "torchvision", "numpy", "scipy")
+"""Packages whose version is always in the fingerprint; :func:`result_packages` adds salrank's
+declared dependencies."""
 
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
 _SKIP_SUFFIXES = {".pyc", ".pyo"}
@@ -76,14 +85,50 @@ def settings_record(env: Mapping[str, str] | None = None) -> dict:
     }
 
 
+def benchmark_files(folder: Path | None = None) -> list[Path]:
+    """The benchmark records (``*.json``) in ``folder`` (default :data:`BENCHMARKS`), sorted; none
+    when the folder is missing."""
+    folder = BENCHMARKS if folder is None else Path(folder)
+    return sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
+
+
+def result_packages() -> list[str]:
+    """:data:`RESULT_PACKAGES` and the dependencies salrank declares (``importlib.metadata``: its
+    ``pyproject.toml`` dependencies and its ``extras`` extra, not the ``test``/``dev`` tools), sorted."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    try:
+        declared = requires("salrank") or []
+    except PackageNotFoundError:  # salrank imported from a checkout that is not installed
+        declared = []
+    names = set(RESULT_PACKAGES)
+    for spec in declared:
+        requirement = Requirement(spec)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": "extras"}):
+            names.add(requirement.name.lower())
+    return sorted(names)
+
+
+def versions_record(packages=None) -> dict:
+    """Installed version of each of ``packages`` (default :func:`result_packages`; ``None`` when
+    missing), by :func:`salrank.provenance.package_versions`."""
+    from salrank.provenance import package_versions
+
+    return package_versions(result_packages() if packages is None else packages)
+
+
 def _resolved(value: str | None) -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
-def fingerprint(package_root: Path | None = None, env: Mapping[str, str] | None = None) -> str:
+def fingerprint(package_root: Path | None = None, env: Mapping[str, str] | None = None,
+                benchmarks: Path | None = None) -> str:
     """SHA-256 (hex) of the contents and relative paths of :func:`package_files` of
-    ``package_root`` (default: the installed ``salrank`` package) and of :func:`settings_record`
-    under ``env``."""
+    ``package_root`` (default: the installed ``salrank`` package) and of :func:`benchmark_files` of
+    ``benchmarks`` (default :data:`BENCHMARKS`), of :func:`versions_record` and of
+    :func:`settings_record` under ``env``."""
     if package_root is None:
         import salrank
 
@@ -93,7 +138,12 @@ def fingerprint(package_root: Path | None = None, env: Mapping[str, str] | None 
     for path in package_files(package_root):
         digest.update(str(path.relative_to(package_root).as_posix()).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    digest.update(json.dumps(settings_record(env), sort_keys=True, default=str).encode())
+    benchmarks = BENCHMARKS if benchmarks is None else Path(benchmarks)
+    for path in benchmark_files(benchmarks):
+        digest.update(b"benchmarks/" + path.name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    record = {"settings": settings_record(env), "versions": versions_record()}
+    digest.update(json.dumps(record, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -122,5 +172,6 @@ def cache_folder(base: Path | str, current: str, keep: int = 3) -> Path:
 
 
 if __name__ == "__main__":
-    print(json.dumps(settings_record(), indent=1, default=str))
+    print(json.dumps({"settings": settings_record(), "versions": versions_record(),
+                      "benchmarks": [str(p) for p in benchmark_files()]}, indent=1, default=str))
     print(fingerprint())

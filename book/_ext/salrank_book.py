@@ -6,8 +6,9 @@
   ``_static/salrank-vega.js`` (Vega + Vega-Lite + vega-embed, bundled offline by
   ``vl-convert-python`` once per Altair/vl-convert version and kept next to the doctrees).
 * **Readable pages.** ``book/_static/salrank.css`` (wide tables scroll) on every page.
-* **Fresh executions.** :func:`book_cache.fingerprint` (salrank's sources and embedded sample +
-  the resolved settings) is the config value ``salrank_fingerprint`` (when it changes, Sphinx
+* **Fresh executions.** :func:`book_cache.fingerprint` (salrank's sources and embedded sample,
+  the benchmark records, the versions of the packages that compute the results, and the resolved
+  settings) is the config value ``salrank_fingerprint`` (when it changes, Sphinx
   re-reads every page) and, when ``execute_notebooks`` is ``cache``, names the jupyter-cache
   folder used (``_build/.jupyter_cache/<fingerprint>``): a page is reused only when neither the
   notebook nor anything it depends on changed.
@@ -88,7 +89,7 @@ def _fingerprint(app, config) -> None:
     base = config.nb_execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache")
     folder = cache_folder(base, current)
     config.nb_execution_cache_path = str(folder)
-    logger.info(f"salrank: fingerprint {current[:16]} (salrank's files + settings), cache {folder}")
+    logger.info(f"salrank: fingerprint {current[:16]} (salrank's files, benchmarks, package versions, settings), cache {folder}")
 
 
 def _page_assets(app, pagename, templatename, context, doctree) -> None:

@@ -5,5 +5,6 @@ Cls.), :mod:`~salrank.analysis.shuffled_gt` (Table III-A), :mod:`~salrank.analys
 (Table VI), :mod:`~salrank.analysis.proposal_comparison` (Tables VII-VIII),
 :mod:`~salrank.analysis.peer_eval` (Table I), :mod:`~salrank.analysis.efp` (Fig. 9),
 :mod:`~salrank.analysis.qualitative` and :mod:`~salrank.analysis.transfer` (Fig. 10, Fig. 14).
-Training runs shared by these pages live in :mod:`salrank.analysis.experiments`.
+Training runs shared by these pages live in :mod:`salrank.analysis.experiments`;
+:mod:`~salrank.analysis.headlines` picks each page's headline ("Results at a glance") from its results.
 """
