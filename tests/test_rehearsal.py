@@ -78,6 +78,30 @@ def test_salicon_layout_and_both_fixation_formats(full_env):
     assert sizes == {"train": 3, "val": 1, "test": 3}
 
 
+def test_coco_instances_are_the_reference_objects(full_env, tmp_path):
+    """The tree's COCO instance files give the full profile's SALICON splits their reference boxes
+    (crowd boxes left out); a proposals detector still replaces them."""
+    from salrank.data.sample import load_coco_boxes
+    from salrank.data.scenes import coco_instances_path, open_dataset
+
+    for split, source in (("train", "train"), ("test", "val")):
+        scenes = open_dataset("salicon", split)
+        instances = json.loads(coco_instances_path(full_env.data, source).read_text())
+        assert {img["file_name"][:-4] for img in instances["images"]} >= set(scenes.stems)
+        for stem in scenes.stems:
+            boxes = scenes.boxes_of(stem)
+            assert boxes.shape[1] == 4 and len(boxes) > 0
+            assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 640).all()
+    stem = open_dataset("salicon", "train").stems[0]
+    image_id = int(stem[-12:])
+    crowd = {"images": [{"id": image_id, "file_name": f"{stem}.jpg"}],
+             "annotations": [{"image_id": image_id, "bbox": [1, 2, 3, 4], "iscrowd": 0},
+                             {"image_id": image_id, "bbox": [0, 0, 50, 50], "iscrowd": 1}]}
+    (tmp_path / "crowd.json").write_text(json.dumps(crowd))
+    np.testing.assert_array_equal(load_coco_boxes(tmp_path / "crowd.json", skip_crowd=True)[stem], [[1, 2, 4, 6]])
+    assert len(load_coco_boxes(tmp_path / "crowd.json")[stem]) == 2
+
+
 def test_peer_layouts_read_back(full_env):
     from salrank.data.peers import load_assr, load_irsr
 

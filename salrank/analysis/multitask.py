@@ -86,7 +86,9 @@ def split_detection_targets(split, iou_threshold: float = 0.5) -> tuple[np.ndarr
     """:func:`detection_targets` of every proposal of a :class:`~salrank.fosrnet.data.RankingSplit`,
     concatenated in the split's proposal order; the split needs reference boxes."""
     if split.ref_boxes is None:
-        raise ValueError(f"split {split.name!r} has no reference boxes: the detection task has no targets")
+        raise ValueError(f"split {split.name!r} has no reference boxes: the detection task has no targets "
+                         "(on SALICON, put COCO's annotations/instances_train2014.json and "
+                         "instances_val2014.json under SALRANK_DATA)")
     store = split.features
     objs, deltas = [], []
     for i, (s, e) in enumerate(zip(store.offsets[:-1], store.offsets[1:], strict=True)):

@@ -8,7 +8,9 @@
   JSON (``fixations/fixations_{train,val}2014.json``) and as the 2017 ``.mat`` files
   (``fixations/{train,val}/<stem>.mat``); the ASSR and IRSR trees (``ASSR/``, ``IRSR/``, the
   layouts :func:`salrank.data.peers.load_assr` / :func:`~salrank.data.peers.load_irsr` read, as
-  the Table I page looks for them); and saliency-map folders for the Fig. 9 page
+  the Table I page looks for them); the SynthSal objects as COCO 2014 instance annotations
+  (``annotations/instances_{train,val}2014.json``, the reference objects of Table III-B's
+  detection task); and saliency-map folders for the Fig. 9 page
   (``saliency_maps/<model>/<stem>.png``, :func:`salrank.analysis.efp.load_map_folder`).
 * ``DIR/weights`` (what ``SALRANK_WEIGHTS`` points at): one file per weight the full profile
   loads, under its registered file name (:mod:`salrank.weights`) and in the published format:
@@ -59,7 +61,7 @@ DEFAULT_WEIGHTS = (
 #: saliency-map folders written for the Fig. 9 page: name -> how the maps are made
 EFP_MODELS = ("rehearsal_centre", "rehearsal_fixations")
 _DONE = ".rehearsal-done.json"
-_VERSION = 1
+_VERSION = 2  # 2: COCO instance annotations
 #: version of the weight files' content (2: BatchNorm statistics of the backbones calibrated);
 #: files of another version are written again
 _WEIGHTS_FORMAT = 2
@@ -123,6 +125,8 @@ def _write_salicon(data: Path, work: Path, n_train: int, n_val_total: int, seed:
         part = ds.load(split, cache=False, progress=False) if n else None
         ids = _coco_ids(rng, n, taken)
         renamed: dict[str, Fixations] = {}
+        instances = {"info": {"description": "salrank rehearsal: SynthSal objects as COCO instances"},
+                     "images": [], "annotations": [], "categories": [{"id": 1, "name": "object"}]}
         for image_id, stem in zip(ids, part.stems if part else [], strict=True):
             coco = f"COCO_{split}2014_{image_id:012d}"
             fx = part.fixations[stem]
@@ -130,7 +134,15 @@ def _write_salicon(data: Path, work: Path, n_train: int, n_val_total: int, seed:
                                       file_name=f"{coco}.jpg")
             _copy_atomic(part.image_paths[stem], data / "images" / split / f"{coco}.jpg")
             save_salicon_mat(data / "fixations" / split, coco, renamed[coco])
+            instances["images"].append({"id": image_id, "file_name": f"{coco}.jpg", "width": fx.width,
+                                        "height": fx.height})
+            for x1, y1, x2, y2 in np.asarray(part.boxes.get(stem, np.zeros((0, 4))), np.float64).tolist():
+                w, h = x2 - x1, y2 - y1
+                instances["annotations"].append({"id": len(instances["annotations"]) + 1, "image_id": image_id,
+                                                 "category_id": 1, "bbox": [x1, y1, w, h], "area": w * h,
+                                                 "iscrowd": 0})
         save_salicon_json(data / "fixations" / f"fixations_{split}2014.json", renamed)
+        atomic_write_json(data / "annotations" / f"instances_{split}2014.json", instances)
 
 
 def _write_efp_maps(data: Path, n_maps: int | None) -> None:

@@ -40,11 +40,12 @@ def salicon_example_images() -> dict[str, Path]:
     return {p.stem: p for p in sorted((salicon_examples_dir() / "images").glob("*.jpg"))}
 
 
-def load_coco_boxes(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def load_coco_boxes(path: str | os.PathLike, *, skip_crowd: bool = False) -> dict[str, np.ndarray]:
     """Boxes of a COCO-style file as ``{file stem: (K, 4) float64 [x1, y1, x2, y2]}`` (pixels).
 
     Reads ``images[]`` (``id``, ``file_name``) and ``annotations[]`` (``image_id``, ``bbox`` =
     ``[x, y, w, h]``); boxes keep the file's order; images without boxes map to ``(0, 4)``.
+    ``skip_crowd``: leave out annotations with ``iscrowd`` 1 (COCO's boxes around groups).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -85,6 +86,8 @@ def load_coco_boxes(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(
                 f"{path}: annotations[{j}].bbox must be [x, y, w, h] with w, h >= 0, got {bbox!r}"
             )
+        if skip_crowd and ann.get("iscrowd", 0):
+            continue
         x, y, w, h = (float(v) for v in bbox)
         boxes[stem].append([x, y, x + w, y + h])
     return {stem: np.asarray(b, dtype=np.float64).reshape(-1, 4) for stem, b in boxes.items()}

@@ -8,12 +8,16 @@ reference object boxes) for one of the named datasets:
 * ``synthsal``: the sample-profile SynthSal scenes (splits ``train``/``val``/``test``; boxes are
   the planted objects, ``salience`` their latent salience), generated into the cache on first use.
 * ``salicon``: SALICON under ``SALRANK_DATA`` (splits ``train``/``val``/``test`` by the paper's
-  rule, see :func:`salrank.data.paper_splits`). Boxes come from
-  ``$SALRANK_DATA/proposals/<detector>_<split>.json`` when present (``salrank proposals``).
+  rule, see :func:`salrank.data.paper_splits`). Boxes: with a ``detector``, its proposals from
+  ``$SALRANK_DATA/proposals/<detector>_<split>.json`` when present (``salrank proposals``);
+  without, the COCO 2014 instance boxes of the images (the reference objects, e.g. the detection
+  targets of Table III-B) from ``$SALRANK_DATA/annotations/instances_{train,val}2014.json`` when
+  present (COCO's own file; crowd boxes left out; an image it does not list has no boxes).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +136,10 @@ def _salicon(split: str, settings: Settings, detector: str | None) -> SceneSet:
     image_dir = root / "images" / source
     images = {s: image_dir / (fixations[s].file_name or f"{s}.jpg") for s in fixations}
     boxes: dict[str, np.ndarray] = {}
+    instances = coco_instances_path(root, source)
+    if not detector and instances.is_file():
+        found = _instance_boxes(str(instances), *_file_key(instances))
+        boxes = {s: found.get(s, np.zeros((0, 4))) for s in fixations}
     if detector:
         proposals = settings.proposals_dir / f"{detector}_{source}.json"
         if proposals.is_file():
@@ -139,6 +147,26 @@ def _salicon(split: str, settings: Settings, detector: str | None) -> SceneSet:
 
             boxes = {s: d.boxes for s, d in read_proposals(proposals, image_ids=list(fixations)).items()}
     return SceneSet(name="salicon", split=split, fixations=fixations, images=images, boxes=boxes)
+
+
+def coco_instances_path(root: Path, source: str) -> Path:
+    """Where the full profile looks for COCO's instance annotations of SALICON's ``source``
+    (``"train"``/``"val"``) images: ``root/annotations/instances_<source>2014.json``."""
+    return Path(root) / "annotations" / f"instances_{source}2014.json"
+
+
+def _file_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _instance_boxes(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
+    """Non-crowd boxes of a COCO instances file, parsed once per file version (COCO's train file
+    is 0.3 GB)."""
+    from salrank.data.sample import load_coco_boxes
+
+    return load_coco_boxes(path, skip_crowd=True)
 
 
 def salicon_val_count(n_val_images: int) -> int:
