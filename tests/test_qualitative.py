@@ -165,6 +165,26 @@ def test_prediction_panels_draws_gt_and_predicted_ranks():
         prediction_panels([], lambda s: image)
 
 
+def test_prediction_panels_fit_long_row_labels():
+    """A full-profile label (a COCO stem and a long failure list) is wrapped to its row's height,
+    so the constrained layout keeps every panel (it warns and collapses otherwise)."""
+    import io
+    import warnings
+
+    r = _ranking("COCO_val2014_000000123456", BOXES, [3, 1, 2], [0.0, 0.3, 0.6])
+    label = ("COCO_val2014_000000123456\nSRCC -0.50, 10 proposals, 2 missed, 3 FP\n"
+             "small objects; many proposals; near-tied GT; crowded scene")
+    fig = prediction_panels([r], lambda stem: np.zeros((*SIZE, 3), np.uint8), row_labels=[label], panel_width=3.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(io.BytesIO(), format="png")
+    shown = fig.axes[0].texts[0].get_text()
+    assert "".join(shown.split()) == "".join(label.split())  # wrapped, nothing lost
+    row_points = 3.4 * SIZE[0] / SIZE[1] * 72
+    assert max(len(line) for line in shown.split("\n")) * 0.62 * 8 <= row_points
+    assert all(ax.get_position().height > 0.05 for ax in fig.axes)
+
+
 def test_describe_failures():
     t = _table([-0.5, 0.0, 0.6, 0.8, 0.9], n_proposals=[9, 9, 9, 3, 3])
     text = describe_failures(failure_summary(t, n_worst=2), 2)

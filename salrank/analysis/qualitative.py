@@ -248,6 +248,16 @@ def reference_objects(scene_set, stems: Sequence[str], gamma: float = DEFAULT_GA
     return boxes, ranks
 
 
+def _fit_lines(text: str, length_in: float, fontsize: float) -> str:
+    """``text`` with each line wrapped to fit ``length_in`` inches at ``fontsize`` points (a long
+    rotated row label would otherwise be taller than its row and collapse the layout)."""
+    import textwrap
+
+    width = max(12, int(length_in * 72 / (0.62 * fontsize)))
+    return "\n".join(textwrap.fill(line, width, break_long_words=True) if line else line
+                     for line in text.split("\n"))
+
+
 def prediction_panels(rankings: Sequence[ImageRanking], image_of: Callable[[str], object], *,
                       row_labels: Sequence[str] | None = None, show_image: bool = True,
                       fixations: Mapping | None = None, panel_width: float = 3.6,
@@ -266,7 +276,8 @@ def prediction_panels(rankings: Sequence[ImageRanking], image_of: Callable[[str]
         raise ValueError(f"{len(row_labels)} row labels for {len(rankings)} images")
     cols = 3 if show_image else 2
     h, w = rankings[0].image_size
-    fig = Figure(figsize=(panel_width * cols, panel_width * h / w * len(rankings) + 0.4), layout="constrained")
+    row_height = panel_width * h / w
+    fig = Figure(figsize=(panel_width * cols, row_height * len(rankings) + 0.4), layout="constrained")
     axes = np.asarray(fig.subplots(len(rankings), cols, squeeze=False))
     for i, (row, r) in enumerate(zip(axes, rankings, strict=True)):
         image = image_of(r.stem)
@@ -286,6 +297,6 @@ def prediction_panels(rankings: Sequence[ImageRanking], image_of: Callable[[str]
             for ax, title in zip(row, titles[3 - cols:], strict=True):
                 ax.set_title(title, fontsize=10)
         label = row_labels[i] if row_labels is not None else r.stem
-        row[0].text(-0.03, 0.5, label, transform=row[0].transAxes, rotation=90, ha="right", va="center",
-                    fontsize=8)
+        row[0].text(-0.03, 0.5, _fit_lines(label, row_height, 8), transform=row[0].transAxes, rotation=90,
+                    ha="right", va="center", fontsize=8)
     return fig
