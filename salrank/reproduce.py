@@ -3,8 +3,10 @@
 Stages, in order (:data:`STAGES`), each cached and skipped when done:
 
 =============  ===============================================================================
-``proposals``  EfficientDet-D0 proposals of every SALICON train and val image, written where the
-               full profile reads them (``$SALRANK_DATA/proposals/efficientdet_d0_{train,val}.json``,
+``proposals``  EfficientDet-D0 proposals of every SALICON train and val image (with ``limit``: of
+               the first N images of each split, those the experiments and pages use), written
+               where the full profile reads them
+               (``$SALRANK_DATA/proposals/efficientdet_d0_{train,val}.json``,
                :func:`salrank.proposals.generate_proposals`, resumable per batch)
 ``features``   UNISAL + ResNet101 features of the experiments' train/val/test images
                (:func:`salrank.fosrnet.data.prepare_split`, cached under ``$SALRANK_CACHE/features``)
@@ -37,16 +39,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from salrank.config import Settings, get_settings
+from salrank.errors import UserFacingError
 from salrank.io import atomic_write_json
 
 __all__ = [
     "STAGES",
     "TRAIN_PAGES",
     "REPO_NOTEBOOKS",
+    "ReproduceBusyError",
     "ReproduceRun",
     "StageResult",
     "run_folder",
@@ -64,6 +69,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_NOTEBOOKS = REPO_ROOT / "notebooks"
 DETECTOR = "efficientdet_d0"
 _VERSION = 1
+
+
+class ReproduceBusyError(UserFacingError, RuntimeError):
+    """Another ``salrank reproduce`` holds the run folder."""
 
 
 @dataclass
@@ -134,7 +143,7 @@ def page_parameters(name: str, settings: Settings) -> dict:
             "gt_explorer": {"max_images": n},
             "table1": {"max_images": n},
             "table4": {"live_repeats": 1},
-            "table4b": {"repeats": 2},
+            "table4b": {"repeats": 1, "warmup": 0},
         }.get(name, {}))
     return params
 
@@ -163,7 +172,8 @@ def _stage_proposals(settings: Settings, folder: Path, progress: bool, log) -> s
         images = {}
         for split in splits:
             ss = _scenes(settings, split)
-            images.update({s: ss.images[s] for s in ss.stems})
+            stems = ss.stems if settings.limit is None else ss.stems[: settings.limit]  # as prepare_split
+            images.update({s: ss.images[s] for s in stems})
         out = settings.data_root / "proposals" / f"{DETECTOR}_{source}.json"
         if out.is_file():
             have = read_proposals(out)
@@ -220,6 +230,8 @@ def _execute_page(name: str, settings: Settings, executed: Path, notebooks: Path
     out = executed / f"{name}.ipynb"
     if out.is_file():
         return out
+    for stale in executed.glob(f".{name}.*.tmp.ipynb"):  # left by a killed run (the run folder is locked)
+        stale.unlink(missing_ok=True)
     tmp = executed / f".{name}.{os.getpid()}.tmp.ipynb"
     try:
         papermill.execute_notebook(str(notebooks / f"{name}.ipynb"), str(tmp),
@@ -330,7 +342,27 @@ def reproduce(
             env[key] = str(value)
     os.environ.update(env)  # the pages' kernels inherit it
     folder = run_folder(settings)
-    out = Path(out).expanduser().resolve()
+    with _locked(folder):
+        return _run_stages(stages, settings, folder, Path(out).expanduser().resolve(), notebooks, force,
+                           progress, log)
+
+
+@contextmanager
+def _locked(folder: Path):
+    """Hold ``folder/.lock`` (an exclusive ``flock``, released when the process ends, even when
+    killed) so that two runs never share a run folder."""
+    import fcntl
+
+    with open(folder / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ReproduceBusyError(f"another salrank reproduce is running on {folder}; wait for it or stop it") from None
+        yield
+
+
+def _run_stages(stages, settings: Settings, folder: Path, out: Path, notebooks: Path, force, progress,
+                log) -> ReproduceRun:
     impl = {
         "proposals": _stage_proposals,
         "features": _stage_features,

@@ -286,35 +286,89 @@ def test_reproduce_refuses_the_sample_profile_and_unknown_stages(tmp_path):
                                         weights_dir=str(tmp_path)))
 
 
+def _experiment_metrics(cache: Path) -> dict[str, dict]:
+    """``{experiment folder: metrics}`` of every finished experiment in a salrank cache."""
+    return {p.parent.name: json.loads(p.read_text())["metrics"] for p in (cache / "experiments").glob("*/result.json")}
+
+
 @pytest.mark.slow
 @pytest.mark.notebooks  # it executes every notebook (on the full profile)
-@pytest.mark.skipif(os.environ.get("SALRANK_TEST_REHEARSAL") != "1",
-                    reason="the whole full path takes longer than CI's budget on 2 cores so far; "
-                           "SALRANK_TEST_REHEARSAL=1 runs it")
 def test_reproduce_end_to_end_on_a_rehearsal_tree(tmp_path):
-    """The whole full path: tree -> salrank reproduce (every page, the book with -W); then again,
-    which skips every stage."""
+    """The whole full path on a small tree: ``salrank reproduce`` killed in the middle of its
+    training stage, run again to the end (every page on the full profile, the book with -W), the
+    same numbers as an uninterrupted retraining, and a last run that skips every stage."""
+    import signal
+    import time
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("SALRANK_")}
-    env.update({"PYTHONPATH": str(REPO), "SALRANK_CACHE": str(tmp_path / "cache"), "SALRANK_DEVICE": "cpu"})
+    cache = tmp_path / "cache"
+    env.update({"PYTHONPATH": str(REPO), "SALRANK_CACHE": str(cache), "SALRANK_DEVICE": "cpu"})
     root = tmp_path / "r"
-    make = subprocess.run([sys.executable, "-m", "salrank.cli", "rehearsal", str(root), "--quiet"],
-                          capture_output=True, text=True, env=env, cwd=REPO)
+    make = subprocess.run([sys.executable, "-m", "salrank.cli", "rehearsal", str(root), "--train", "8", "--val",
+                           "2", "--test", "6", "--peers", "2", "--quiet"], capture_output=True, text=True, env=env,
+                          cwd=REPO)
     assert make.returncode == 0, make.stderr[-3000:]
     env.update({"SALRANK_DATA": str(root / "data"), "SALRANK_WEIGHTS": str(root / "weights")})
-    cmd = [sys.executable, "-m", "salrank.cli", "reproduce", "--trust", "--epochs", "2", "--limit", "8",
+    cmd = [sys.executable, "-m", "salrank.cli", "reproduce", "--trust", "--epochs", "2", "--limit", "6",
            "--out", str(tmp_path / "book"), "--quiet"]
+
+    # 1. killed (with its kernels) while the training stage executes its second page
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO,
+                             start_new_session=True)
+    record = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and first.poll() is None:
+        found = list((cache / "reproduce").glob("*/stages.json"))
+        if found and "table2" in json.loads(found[0].read_text()).get("pages", {}):
+            record = found[0]
+            break
+        time.sleep(0.5)
+    assert record is not None, (first.poll(), first.stderr.read()[-3000:] if first.poll() is not None else "")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    folder = record.parent
+    assert "train" not in json.loads(record.read_text())["stages"]  # killed inside the stage
+    table2 = (folder / "executed" / "table2.ipynb").read_bytes()
+    gt = {p.name: p.read_bytes() for p in folder.glob("gt_*.json")}
+    assert sorted(gt) == ["gt_test.json", "gt_train.json", "gt_val.json"]
+    from salrank.proposals.generate import read_proposals
+
+    train_stems = sorted(p.stem for p in (root / "data" / "images" / "train").glob("*.jpg"))
+    proposals = read_proposals(root / "data" / "proposals" / "efficientdet_d0_train.json")
+    assert sorted(proposals) == train_stems[:6]  # --limit 6: only the images the experiments use
+
+    # 2. run again: resumes at the unfinished page and builds the book
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert run.stdout.count("skipped") == 3  # proposals, features, gt
+    assert (folder / "executed" / "table2.ipynb").read_bytes() == table2  # a finished page is kept
+    assert {p.name: p.read_bytes() for p in folder.glob("gt_*.json")} == gt
+    assert not list((folder / "executed").glob(".*tmp*"))
     html = tmp_path / "book" / "html"
     assert (html / "index.html").is_file()
     pages = sorted((html / "notebooks").glob("*.html"))
-    assert pages
+    from salrank.reproduce import book_pages
+
+    assert sorted(p.stem for p in pages) == sorted(book_pages())
     for page in pages:  # every page: full profile, rehearsal weights, never "pretrained files"
         text = page.read_text()
         assert "Full profile, rehearsal weights" in text, page.name
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
-    assert again.returncode == 0
-    assert again.stdout.count("skipped") == 6
+    resumed = _experiment_metrics(cache)
+    assert len(resumed) >= 20
+
+    # 3. the same numbers as retraining every experiment without interruption
+    os.replace(cache / "experiments", tmp_path / "experiments-resumed")
+    again = subprocess.run(cmd + ["--stages", "train", "--force", "train"], capture_output=True, text=True,
+                           env=env, cwd=REPO)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    fresh = _experiment_metrics(cache)
+    assert set(fresh) <= set(resumed) and len(fresh) >= 15
+    assert {k: resumed[k] for k in fresh} == fresh
+
+    # 4. a finished run skips every stage
+    last = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    assert last.returncode == 0
+    assert last.stdout.count("skipped") == 6
 
 
 def test_limit_and_epochs_reach_the_full_setup(monkeypatch):
@@ -345,9 +399,30 @@ def test_page_parameters_and_run_folders(full_env):
     assert sorted(fig9["map_dirs"]) == ["rehearsal_centre", "rehearsal_fixations"]
     assert "repeats" not in page_parameters("table4b", settings)
     limited = get_settings(limit=5)
-    assert page_parameters("table4b", limited)["repeats"] == 2
+    assert (page_parameters("table4b", limited)["repeats"], page_parameters("table4b", limited)["warmup"]) == (1, 0)
     assert page_parameters("fig11b", limited)["n_images"] == 5
     assert run_folder(settings) != run_folder(limited) and run_folder(settings) == run_folder(get_settings())
+
+
+def test_a_run_folder_is_held_by_one_run(full_env):
+    import fcntl
+
+    from salrank.reproduce import ReproduceBusyError, reproduce, run_folder
+
+    settings = get_settings()
+    with open(run_folder(settings) / ".lock", "w") as other:  # another run holds it
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ReproduceBusyError, match="another salrank reproduce is running"):
+            reproduce(["gt"], settings=settings, log=None, progress=False)
+    executed = run_folder(settings) / "executed"
+    executed.mkdir(exist_ok=True)
+    stale = executed / ".table2.99999.tmp.ipynb"  # what a killed run leaves
+    stale.write_text("{}")
+    (executed / "table2.ipynb").write_text("{}")  # finished: kept, nothing executed
+    from salrank.reproduce import _execute_page
+
+    assert _execute_page("table2", settings, executed, REPO / "notebooks") == executed / "table2.ipynb"
+    assert stale.exists()  # only an execution clears the page's stale temporaries
 
 
 def test_timing_table_lists_every_stage():
