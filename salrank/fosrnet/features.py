@@ -231,7 +231,9 @@ def _pixels(rgb: Image.Image, size: tuple[int, int] | None = None) -> torch.Tens
     """(3, H, W) uint8 tensor of an RGB image, optionally resized (bilinear) to ``size`` ``(H, W)``."""
     if size is not None and (rgb.height, rgb.width) != tuple(size):
         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    # numpy's transpose copy: one thread (a torch copy goes through the intra-op thread pool,
+    # whose wake-ups cost more than the copy itself on a busy machine)
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)))
 
 
 def _cnn_size(config: FeatureConfig, size: tuple[int, int]) -> tuple[int, int]:
@@ -252,6 +254,13 @@ def _normalise(pixels: Sequence[torch.Tensor], device=None) -> torch.Tensor:
     (default: the first image's), normalised image by image into it (no batch-sized temporaries)."""
     device = torch.device(device) if device is not None else pixels[0].device
     out = torch.empty((len(pixels), *pixels[0].shape), dtype=torch.float32, device=device)
+    if device.type == "cpu":  # numpy: the same float32 operations, without the thread pool's wake-ups
+        x, mean, std = out.numpy(), _MEAN[0].numpy(), _STD[0].numpy()
+        for i, p in enumerate(pixels):
+            np.divide(p.cpu().numpy(), np.float32(255.0), out=x[i])
+            np.subtract(x[i], mean, out=x[i])
+            np.divide(x[i], std, out=x[i])
+        return out
     mean, std = _MEAN[0].to(device), _STD[0].to(device)
     for x, p in zip(out, pixels, strict=True):
         torch.div(p.to(device, non_blocking=True), 255.0, out=x)
@@ -359,15 +368,18 @@ class _Networks:
             with self.autocast():
                 maps = self.unisal.features_per_image([decoded[i].rgb for i in idx], batch_size=self.batch_size,
                                                       network_size=net)
-            f = (maps[0][None] if len(maps) == 1 else torch.stack(list(maps))).float()
-            big = [enlarge_boxes(boxes[i], cfg.global_scale, sizes[i]) for i in idx]
-            rois = torch.cat([roi_boxes([boxes[i] for i in idx], [sizes[i] for i in idx], [net] * len(idx)),
-                              roi_boxes(big, [sizes[i] for i in idx], [net] * len(idx))]).to(f.device)
-            pooled = _pool_rois(f, rois, cfg.roi_output, 1.0).cpu()
-            n = sum(counts[i] for i in idx)
-            for i, lo, gl in zip(idx, pooled[:n].split([counts[i] for i in idx]),
-                                 pooled[n:].split([counts[i] for i in idx]), strict=True):
-                local[i], glob[i] = lo, gl
+            # each image's boxes and enlarged boxes on its own map (no stacked copy of the maps),
+            # then one average over all the bins
+            bins = []
+            for i, f in zip(idx, maps, strict=True):
+                big = enlarge_boxes(boxes[i], cfg.global_scale, sizes[i])
+                rois = roi_boxes([boxes[i], big], [sizes[i]] * 2, [net] * 2)
+                rois[:, 0] = 0.0
+                bins.append(roi_align(f[None].float(), rois.to(f.device), output_size=cfg.roi_output,
+                                      spatial_scale=1.0, sampling_ratio=-1, aligned=True))
+            pooled = torch.cat(bins).mean(dim=(2, 3)).cpu().split([2 * counts[i] for i in idx])
+            for i, p in zip(idx, pooled, strict=True):
+                local[i], glob[i] = p[: counts[i]], p[counts[i] :]
         return torch.cat(local), torch.cat(glob)
 
     def _inputs(self, decoded: Sequence[DecodedImage], boxes: Sequence[np.ndarray]):
