@@ -302,3 +302,13 @@ def test_features_command_writes_the_store_of_the_sample(models, tmp_path, monke
     with pytest.raises(SystemExit):
         main(["features", "--out", str(out)])  # no image source
     assert main(["features", "--images", str(tmp_path), "--out", str(out)]) == 2  # no --proposals
+
+
+def test_maps_of_one_forward_are_batched_without_a_copy():
+    from salrank.fosrnet.features import _as_batch
+
+    out = torch.randn(5, 2, 3, 4)
+    rows = _as_batch(list(out[1:4]))  # consecutive rows of one batch: a view
+    assert torch.equal(rows, out[1:4]) and rows.data_ptr() == out[1].data_ptr()
+    for maps in ([out[0], out[2]], [out[3], out[3]], [out[2], torch.randn(2, 3, 4)]):  # otherwise stacked
+        assert torch.equal(_as_batch(maps), torch.stack(maps))

@@ -192,7 +192,8 @@ class _StubDetector:
 
 
 class _StubUnisal:
-    """``features_per_image``: a zero ``f_u`` (192, H/8, W/8) per image (one shared tensor)."""
+    """``features_per_image``: a zero ``f_u`` (192, H/8, W/8) per image, the consecutive rows of
+    one batch tensor like a batched forward's output (kept, so at no cost after the first call)."""
 
     def __init__(self, device):
         self.device = device
@@ -204,13 +205,15 @@ class _StubUnisal:
         from salrank.bench.core import UNISAL_DIM
         from salrank.models.unisal import network_size_for
 
+        sizes = [network_size or network_size_for((im.height, im.width)) for im in images]
         out = []
-        for im in images:
-            h, w = network_size or network_size_for((im.height, im.width))
-            key = (h, w)
-            if key not in self._cache:
-                self._cache[key] = torch.zeros(UNISAL_DIM, h // 8, w // 8, device=self.device)
-            out.append(self._cache[key])
+        for i, (h, w) in enumerate(sizes):
+            row = sum(s == (h, w) for s in sizes[:i])
+            batch = self._cache.get((h, w))
+            if batch is None or len(batch) <= row:
+                batch = torch.zeros(max(batch_size, len(images)), UNISAL_DIM, h // 8, w // 8, device=self.device)
+                self._cache[(h, w)] = batch
+            out.append(batch[row])
         return out
 
 

@@ -324,6 +324,18 @@ def _pool_rois(fmap: torch.Tensor, rois: torch.Tensor, output: int, scale: float
     return pooled.mean(dim=(2, 3))
 
 
+def _as_batch(maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B, ...) tensor of ``B`` equally shaped maps: a view of their batch when they are the
+    consecutive rows of one tensor (what a batched forward returns), else a stacked copy."""
+    first = maps[0]
+    step, ptr = first.numel(), first.untyped_storage().data_ptr()
+    rows = all(m.shape == first.shape and m.is_contiguous() and m.untyped_storage().data_ptr() == ptr
+               and m.storage_offset() == first.storage_offset() + j * step for j, m in enumerate(maps))
+    if rows and first.untyped_storage().nbytes() >= (first.storage_offset() + len(maps) * step) * first.element_size():
+        return first.as_strided((len(maps), *first.shape), (step, *first.stride()), first.storage_offset())
+    return torch.stack(list(maps))
+
+
 def _groups(keys: Sequence) -> dict:
     """key -> indices holding it, keys in sorted order."""
     out: dict = {}
@@ -368,18 +380,15 @@ class _Networks:
             with self.autocast():
                 maps = self.unisal.features_per_image([decoded[i].rgb for i in idx], batch_size=self.batch_size,
                                                       network_size=net)
-            # each image's boxes and enlarged boxes on its own map (no stacked copy of the maps),
-            # then one average over all the bins
-            bins = []
-            for i, f in zip(idx, maps, strict=True):
-                big = enlarge_boxes(boxes[i], cfg.global_scale, sizes[i])
-                rois = roi_boxes([boxes[i], big], [sizes[i]] * 2, [net] * 2)
-                rois[:, 0] = 0.0
-                bins.append(roi_align(f[None].float(), rois.to(f.device), output_size=cfg.roi_output,
-                                      spatial_scale=1.0, sampling_ratio=-1, aligned=True))
-            pooled = torch.cat(bins).mean(dim=(2, 3)).cpu().split([2 * counts[i] for i in idx])
-            for i, p in zip(idx, pooled, strict=True):
-                local[i], glob[i] = p[: counts[i]], p[counts[i] :]
+            f = _as_batch(maps).float()
+            big = [enlarge_boxes(boxes[i], cfg.global_scale, sizes[i]) for i in idx]
+            rois = torch.cat([roi_boxes([boxes[i] for i in idx], [sizes[i] for i in idx], [net] * len(idx)),
+                              roi_boxes(big, [sizes[i] for i in idx], [net] * len(idx))]).to(f.device)
+            pooled = _pool_rois(f, rois, cfg.roi_output, 1.0).cpu()
+            n = sum(counts[i] for i in idx)
+            for i, lo, gl in zip(idx, pooled[:n].split([counts[i] for i in idx]),
+                                 pooled[n:].split([counts[i] for i in idx]), strict=True):
+                local[i], glob[i] = lo, gl
         return torch.cat(local), torch.cat(glob)
 
     def _inputs(self, decoded: Sequence[DecodedImage], boxes: Sequence[np.ndarray]):
