@@ -470,9 +470,9 @@ def test_proposals_resume_file_errors_are_clear(image_folder, tmp_path, capsys):
 
 
 def _slow_cli(*args: str) -> list[str]:
-    """The CLI in a subprocess, each image read 0.2 s slower (so that a signal lands mid-run)."""
+    """The CLI in a subprocess, each image read 0.4 s slower (so that a signal lands mid-run)."""
     code = ("import sys, time\nimport salrank.data.images as im\nf = im.load_image_bounded\n"
-            "def slow(*a, **k):\n    time.sleep(0.2)\n    return f(*a, **k)\n"
+            "def slow(*a, **k):\n    time.sleep(0.4)\n    return f(*a, **k)\n"
             "im.load_image_bounded = slow\nfrom salrank.cli import main\nsys.exit(main(sys.argv[1:]))")
     return [sys.executable, "-c", code, *args]
 
