@@ -315,7 +315,8 @@ def reproduce(
 ) -> ReproduceRun:
     """Run ``stages`` (in :data:`STAGES` order) on the full profile; finished stages are skipped
     unless named in ``force``. ``settings`` must be the full profile with data and weights folders;
-    its ``limit``/``epochs`` are exported (``SALRANK_LIMIT``/``SALRANK_EPOCHS``) for the pages.
+    it is exported (``SALRANK_PROFILE``, ``SALRANK_DATA``, ..., ``SALRANK_LIMIT``/``SALRANK_EPOCHS``)
+    for the pages' kernels while the run lasts; the environment is restored afterwards.
     ``out``: where the book's HTML goes (``out/html``). Returns what ran and the timings."""
     settings = settings or get_settings()
     log = log or (lambda *_: None)
@@ -332,19 +333,36 @@ def reproduce(
     notebooks = Path(notebooks) if notebooks else REPO_NOTEBOOKS
     if not notebooks.is_dir():
         raise FileNotFoundError(f"no notebooks folder at {notebooks}: run from a salrank source checkout")
-    env = {"SALRANK_PROFILE": "full", "SALRANK_DATA": str(settings.data_root),
-           "SALRANK_WEIGHTS": str(settings.weights_dir), "SALRANK_CACHE": str(settings.cache_dir),
-           "SALRANK_DEVICE": settings.device}
-    for key, value in (("SALRANK_LIMIT", settings.limit), ("SALRANK_EPOCHS", settings.epochs)):
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            env[key] = str(value)
-    os.environ.update(env)  # the pages' kernels inherit it
+    env: dict[str, str | None] = {
+        "SALRANK_PROFILE": "full", "SALRANK_DATA": str(settings.data_root),
+        "SALRANK_WEIGHTS": str(settings.weights_dir), "SALRANK_CACHE": str(settings.cache_dir),
+        "SALRANK_DEVICE": settings.device,
+        "SALRANK_LIMIT": None if settings.limit is None else str(settings.limit),
+        "SALRANK_EPOCHS": None if settings.epochs is None else str(settings.epochs),
+    }
     folder = run_folder(settings)
-    with _locked(folder):
+    with _environment(env), _locked(folder):  # the pages' kernels inherit the environment
         return _run_stages(stages, settings, folder, Path(out).expanduser().resolve(), notebooks, force,
                            progress, log)
+
+
+@contextmanager
+def _environment(values: dict[str, str | None]):
+    """Set (``None``: unset) these environment variables for the duration, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager

@@ -409,11 +409,13 @@ def test_a_run_folder_is_held_by_one_run(full_env):
 
     from salrank.reproduce import ReproduceBusyError, reproduce, run_folder
 
-    settings = get_settings()
+    settings = get_settings(limit=3)
+    before = dict(os.environ)
     with open(run_folder(settings) / ".lock", "w") as other:  # another run holds it
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(ReproduceBusyError, match="another salrank reproduce is running"):
             reproduce(["gt"], settings=settings, log=None, progress=False)
+    assert dict(os.environ) == before  # the run's exports (SALRANK_LIMIT=3 ...) do not outlive it
     executed = run_folder(settings) / "executed"
     executed.mkdir(exist_ok=True)
     stale = executed / ".table2.99999.tmp.ipynb"  # what a killed run leaves

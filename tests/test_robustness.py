@@ -470,8 +470,11 @@ def test_proposals_resume_file_errors_are_clear(image_folder, tmp_path, capsys):
 
 
 def _slow_cli(*args: str) -> list[str]:
-    """The CLI in a subprocess, each image read 0.4 s slower (so that a signal lands mid-run)."""
-    code = ("import sys, time\nimport salrank.data.images as im\nf = im.load_image_bounded\n"
+    """The CLI in a subprocess, each image read 0.4 s slower (so that a signal lands mid-run), with
+    Ctrl-C's default handler: a child inherits an ignored SIGINT, and a library used earlier in the
+    test session may have set the test process's SIGINT to ignored."""
+    code = ("import signal, sys, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "import salrank.data.images as im\nf = im.load_image_bounded\n"
             "def slow(*a, **k):\n    time.sleep(0.4)\n    return f(*a, **k)\n"
             "im.load_image_bounded = slow\nfrom salrank.cli import main\nsys.exit(main(sys.argv[1:]))")
     return [sys.executable, "-c", code, *args]
