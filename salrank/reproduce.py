@@ -346,23 +346,24 @@ def reproduce(
                            progress, log)
 
 
+def _set_environ(values: dict[str, str | None]) -> None:
+    """Set these environment variables (``None``: unset)."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @contextmanager
 def _environment(values: dict[str, str | None]):
     """Set (``None``: unset) these environment variables for the duration, then restore them."""
     saved = {key: os.environ.get(key) for key in values}
     try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environ(values)
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environ(saved)
 
 
 @contextmanager
